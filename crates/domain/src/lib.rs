@@ -2,5 +2,11 @@
 //! no HTTP. Everything here is data in, data out, and is tested as such.
 
 pub mod aggregates;
+pub mod auth;
+pub mod money;
+pub mod patient;
+pub mod validation;
 
 pub use aggregates::PatientAggregates;
+pub use money::Money;
+pub use validation::{FieldError, ValidationErrors};

@@ -1,0 +1,113 @@
+//! Roles and permissions. Every route and command names the permission it
+//! needs; this table is the single place that says which role holds which.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! named_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name { $($(#[$vm])* #[serde(rename = $text)] $variant),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $text),+ } }
+            pub fn from_code(s: &str) -> Option<Self> { match s { $($text => Some($name::$variant),)+ _ => None } }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+named_enum!(
+    /// Staff roles.
+    Role {
+        Admin = "admin",
+        Manager = "manager",
+        Marketing = "marketing",
+        CustomerService = "customer_service",
+        MembershipDesk = "membership_desk",
+        Doctor = "doctor",
+        Analyst = "analyst",
+    }
+);
+
+named_enum!(
+    /// What a route or command may do.
+    Permission {
+        /// Read patient records (contact fields masked unless `PersonalData`).
+        PatientsRead = "patients:read",
+        /// Create and edit patients.
+        PatientsWrite = "patients:write",
+        /// See phone numbers, emails and national ids unmasked.
+        PersonalData = "personal_data:read",
+        /// Read visits.
+        VisitsRead = "visits:read",
+        /// Record, change and delete visits.
+        VisitsWrite = "visits:write",
+        /// Aggregate figures without personal data.
+        AnalyticsRead = "analytics:read",
+        /// Staff accounts and API tokens.
+        AdminUsers = "admin:users",
+    }
+);
+
+impl Role {
+    /// Whether this role holds `p`.
+    pub fn allows(self, p: Permission) -> bool {
+        use Permission::*;
+        use Role::*;
+        match self {
+            Admin => true,
+            Manager => !matches!(p, AdminUsers),
+            Marketing => matches!(p, PatientsRead | VisitsRead | AnalyticsRead),
+            CustomerService => matches!(p, PatientsRead | PatientsWrite | PersonalData | VisitsRead),
+            MembershipDesk => matches!(p, PatientsRead | PatientsWrite | PersonalData | VisitsRead),
+            Doctor => matches!(p, PatientsRead | PersonalData | VisitsRead | VisitsWrite),
+            Analyst => matches!(p, AnalyticsRead),
+        }
+    }
+}
+
+/// Masks the middle of a phone number, email local part or id:
+/// `13812345678` → `138****5678`, `li.na@example.com` → `l***@example.com`.
+pub fn mask(s: &str) -> String {
+    if let Some((local, domain)) = s.split_once('@') {
+        let first: String = local.chars().take(1).collect();
+        return format!("{first}***@{domain}");
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len();
+    if n <= 4 {
+        return "*".repeat(n);
+    }
+    let keep_tail = 4.min(n / 2);
+    let keep_head = 3.min(n - keep_tail - 1);
+    let head: String = chars[..keep_head].iter().collect();
+    let tail: String = chars[n - keep_tail..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(n - keep_head - keep_tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_phones_emails_and_ids() {
+        assert_eq!(mask("13812345678"), "138****5678");
+        assert_eq!(mask("li.na@example.com"), "l***@example.com");
+        assert_eq!(mask("110101199003074258"), "110***********4258");
+        assert_eq!(mask("1234"), "****");
+        assert!(!mask("12345").contains("234"));
+    }
+
+    #[test]
+    fn analyst_sees_no_personal_data_and_admin_everything() {
+        for p in Permission::ALL {
+            assert!(Role::Admin.allows(*p));
+        }
+        assert!(!Role::Analyst.allows(Permission::PatientsRead));
+        assert!(!Role::Marketing.allows(Permission::PersonalData));
+        assert!(!Role::Manager.allows(Permission::AdminUsers));
+    }
+}
