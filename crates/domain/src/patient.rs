@@ -583,3 +583,36 @@ mod tests {
         assert_eq!(ok.kind, VisitKind::Outpatient);
     }
 }
+
+/// A stored patient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Patient {
+    /// The platform's own id.
+    pub id: i64,
+    pub hospital_id: i64,
+    /// The hospital's id for the patient.
+    pub patient_id: String,
+    pub fields: PatientFields,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A stored visit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Visit {
+    pub id: i64,
+    pub hospital_id: i64,
+    pub visit_id: String,
+    /// The platform id of the patient.
+    pub patient_key: i64,
+    /// The hospital's id of the patient.
+    pub patient_id: String,
+    pub visit_date: NaiveDate,
+    pub department: Option<String>,
+    pub doctor_id: Option<String>,
+    pub doctor_name: Option<String>,
+    pub kind: VisitKind,
+    pub amount: Money,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}

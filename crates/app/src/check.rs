@@ -1,0 +1,38 @@
+//! `rapport check`: every stored invariant verified against its facts.
+
+use rapport_store::check::AggregateMismatch;
+
+use crate::{App, Result};
+
+/// The outcome of one invariant check.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub name: &'static str,
+    /// How many records were verified.
+    pub checked: u64,
+    /// One line per violation (at most [`MAX_REPORTED`]).
+    pub problems: Vec<String>,
+    /// All violations, also those not listed.
+    pub violations: u64,
+}
+
+pub const MAX_REPORTED: usize = 20;
+
+fn describe(m: &AggregateMismatch) -> String {
+    match (&m.stored, &m.recomputed) {
+        (None, Some(r)) => format!("patient {}: aggregates missing (visits say {} visits)", m.patient_key, r.visits),
+        (Some(_), None) => format!("patient {}: aggregates stored but the patient has no visits", m.patient_key),
+        (s, r) => format!("patient {}: stored {:?} but visits give {:?}", m.patient_key, s, r),
+    }
+}
+
+/// Runs every check.
+pub async fn run(app: &App) -> Result<Vec<CheckResult>> {
+    let (patients, mismatches) = rapport_store::check::aggregates(&app.db).await?;
+    Ok(vec![CheckResult {
+        name: "patient aggregates",
+        checked: patients,
+        violations: mismatches.len() as u64,
+        problems: mismatches.iter().take(MAX_REPORTED).map(describe).collect(),
+    }])
+}

@@ -1,0 +1,108 @@
+//! API tokens: created once and shown once, stored as a SHA-256 hash,
+//! checked on every request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use rapport_domain::auth::Role;
+use rapport_domain::ValidationErrors;
+use rapport_store::tokens::{self as store, TokenRecord};
+use sha2::{Digest, Sha256};
+
+use crate::{App, AppError, Result};
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub token_id: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+/// Prefix that makes tokens recognisable in logs and secret scanners.
+pub const PREFIX: &str = "rpt_";
+
+pub fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a token and returns it with its id; the plain token exists only
+/// in this return value.
+pub async fn create(app: &App, role: &str, name: &str) -> Result<(i64, String)> {
+    let role = Role::from_code(role).ok_or_else(|| {
+        let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        ValidationErrors::single("role", "invalid_enum", format!("must be one of {}", all.join(", ")))
+    })?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ValidationErrors::single("name", "invalid_text", "must be 1 to 100 characters").into());
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!("{PREFIX}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let mut tx = app.db.begin().await?;
+    let id = store::insert(&mut tx, name, role.as_str(), &hash(&token), app.now()).await?;
+    tx.commit().await?;
+    Ok((id, token))
+}
+
+/// How long a verified token is trusted without asking the database again.
+/// Revocation through this process takes effect at once; through another
+/// process (the command line, another instance) within this time.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Default)]
+pub(crate) struct TokenCache(Arc<Mutex<HashMap<String, (Principal, Instant)>>>);
+
+impl TokenCache {
+    fn get(&self, h: &str) -> Option<Principal> {
+        let map = self.0.lock().ok()?;
+        map.get(h).filter(|(_, t)| t.elapsed() < CACHE_TTL).map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, h: String, p: Principal) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() > 10_000 {
+                map.retain(|_, (_, t)| t.elapsed() < CACHE_TTL);
+            }
+            map.insert(h, (p, Instant::now()));
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut map) = self.0.lock() {
+            map.clear();
+        }
+    }
+}
+
+/// The principal of a presented token, or `None` when it is unknown,
+/// malformed or revoked.
+pub async fn authenticate(app: &App, token: &str) -> Result<Option<Principal>> {
+    if !token.starts_with(PREFIX) || token.len() != PREFIX.len() + 64 {
+        return Ok(None);
+    }
+    let h = hash(token);
+    if let Some(p) = app.token_cache.get(&h) {
+        return Ok(Some(p));
+    }
+    let Some(rec) = store::find_live(&app.db, &h).await? else { return Ok(None) };
+    let Some(role) = Role::from_code(&rec.role) else { return Ok(None) };
+    let p = Principal { token_id: rec.id, name: rec.name, role };
+    app.token_cache.put(h, p.clone());
+    Ok(Some(p))
+}
+
+pub async fn list(app: &App) -> Result<Vec<TokenRecord>> {
+    Ok(store::list(&app.db).await?)
+}
+
+pub async fn revoke(app: &App, id: i64) -> Result<()> {
+    let mut tx = app.db.begin().await?;
+    let done = store::revoke(&mut tx, id, app.now()).await?;
+    tx.commit().await?;
+    app.token_cache.clear();
+    if done { Ok(()) } else { Err(AppError::NotFound("token")) }
+}

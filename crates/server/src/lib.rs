@@ -1,0 +1,134 @@
+//! The HTTP face of Rapport: the REST API under `/api/v1`, its OpenAPI 3.1
+//! document (generated from the handlers), and `/healthz`. Handlers are
+//! thin: extract, call one use case in `rapport-app`, shape the answer.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use rapport_app::App;
+use rapport_domain::auth::Permission;
+use routes::{patients, tokens, visits};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::guarded;
+use crate::error::ApiError;
+
+/// Largest request body accepted (1 MiB); file uploads get their own limit.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Rapport API",
+        description = "Patient relationships and membership for hospitals. Every route needs `Authorization: Bearer TOKEN`; \
+                       the permission each route needs is in its `x-permission` member. Errors are \
+                       `application/problem+json` with a stable `code`. Money is a decimal string with two places.",
+        version = "1.0.0"
+    ),
+    servers((url = "/api/v1")),
+    modifiers(&BearerAuth),
+    components(schemas(error::Problem, error::ProblemField)),
+    tags(
+        (name = "patients", description = "Patients and their 360° view"),
+        (name = "visits", description = "Visits; every change keeps the patient's aggregates current"),
+        (name = "tokens", description = "API tokens for integrations"),
+    )
+)]
+struct ApiDoc;
+
+/// The API routes and their OpenAPI document.
+pub fn api(app: &App) -> (Router<App>, utoipa::openapi::OpenApi) {
+    use Permission::*;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(guarded(app, PatientsWrite, routes!(patients::create)))
+        .routes(guarded(app, PatientsRead, routes!(patients::search)))
+        .routes(guarded(app, PatientsRead, routes!(patients::get)))
+        .routes(guarded(app, PatientsWrite, routes!(patients::update)))
+        .routes(guarded(app, VisitsRead, routes!(visits::of_patient)))
+        .routes(guarded(app, VisitsWrite, routes!(visits::create)))
+        .routes(guarded(app, VisitsRead, routes!(visits::list)))
+        .routes(guarded(app, VisitsRead, routes!(visits::get)))
+        .routes(guarded(app, VisitsWrite, routes!(visits::replace)))
+        .routes(guarded(app, VisitsWrite, routes!(visits::delete)))
+        .routes(guarded(app, AdminUsers, routes!(tokens::create)))
+        .routes(guarded(app, AdminUsers, routes!(tokens::list)))
+        .routes(guarded(app, AdminUsers, routes!(tokens::revoke)))
+        .split_for_parts()
+}
+
+/// The OpenAPI document as served.
+pub fn openapi(app: &App) -> utoipa::openapi::OpenApi {
+    api(app).1
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    match app.db.ping().await {
+        Ok(()) => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is not reachable")
+                .into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// The whole HTTP application.
+pub fn router(app: App) -> Router {
+    let (api, doc) = api(&app);
+    let doc = Arc::new(serde_json::to_value(&doc).unwrap_or_default());
+    let openapi_json = get(move || {
+        let doc = doc.clone();
+        async move { Json(doc.as_ref().clone()) }
+    })
+    .route_layer(middleware::from_fn_with_state(app.clone(), auth::require_token));
+    let api = api
+        .route("/openapi.json", openapi_json)
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        });
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Serves until `shutdown` resolves, then drains open requests.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, "serving");
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,134 @@
+//! Multi-row inserts for bulk loads (the demo generator, imports).
+//!
+//! Rows go in as statements of many `VALUES` tuples, sized to stay under
+//! each engine's parameter limit; the statement text only depends on the
+//! row count, so the prepared statement is reused across chunks.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::{Result, Tx, on_tx};
+
+/// One bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Date(Option<NaiveDate>),
+    Time(DateTime<Utc>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(Some(v))
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(Some(v.to_string()))
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<NaiveDate> for Value {
+    fn from(v: NaiveDate) -> Self {
+        Value::Date(Some(v))
+    }
+}
+impl From<Option<NaiveDate>> for Value {
+    fn from(v: Option<NaiveDate>) -> Self {
+        Value::Date(v)
+    }
+}
+impl From<DateTime<Utc>> for Value {
+    fn from(v: DateTime<Utc>) -> Self {
+        Value::Time(v)
+    }
+}
+
+/// Most parameters in one statement (SQLite's default limit is 32,766).
+const MAX_PARAMS: usize = 32_000;
+
+fn statement(table: &str, columns: &[&str], rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns.len() {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Inserts `rows` (each with one value per column) into `table`.
+pub async fn insert_rows(tx: &mut Tx, table: &str, columns: &[&str], rows: &[Vec<Value>]) -> Result<u64> {
+    let per = (MAX_PARAMS / columns.len()).clamp(1, 1000);
+    let mut done = 0;
+    let full_sql = statement(table, columns, per);
+    for chunk in rows.chunks(per) {
+        let owned;
+        let sql = if chunk.len() == per {
+            &full_sql
+        } else {
+            owned = statement(table, columns, chunk.len());
+            &owned
+        };
+        done += on_tx!(tx, c => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(&**sql));
+            for row in chunk {
+                debug_assert_eq!(row.len(), columns.len());
+                for v in row {
+                    q = match v {
+                        Value::Int(x) => q.bind(*x),
+                        Value::Text(x) => q.bind(x.as_deref()),
+                        Value::Date(x) => q.bind(*x),
+                        Value::Time(x) => q.bind(*x),
+                    };
+                }
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        });
+    }
+    Ok(done)
+}
+
+/// The largest id in `table` (0 when empty).
+pub async fn max_id(tx: &mut Tx, table: &str) -> Result<i64> {
+    let sql = format!("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM {table}");
+    let r: (i64,) = on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(&*sql)).fetch_one(&mut *c).await?);
+    Ok(r.0)
+}
+
+/// After inserting explicit ids, moves PostgreSQL's identity sequence past
+/// them (SQLite's rowid needs nothing).
+pub async fn sync_id_sequence(tx: &mut Tx, table: &str) -> Result<()> {
+    if let Tx::Postgres(t) = tx {
+        let sql = format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT COALESCE(MAX(id), 0) FROM {table}), 1))"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(&*sql)).execute(&mut **t).await?;
+    }
+    Ok(())
+}

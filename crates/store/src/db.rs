@@ -1,0 +1,211 @@
+//! The two engines behind one type.
+//!
+//! `Db` holds either an embedded SQLite database (one writer connection,
+//! several readers, WAL) or a PostgreSQL pool. Repositories write one SQL
+//! text with `$1` placeholders, which both drivers accept, and dispatch on
+//! the engine with the [`on_tx!`] and [`on_read!`] macros; the generic code
+//! is compiled once per engine, so each runs with its native types. Where
+//! the engines really differ, the two texts stand side by side.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool};
+use tracing::log::LevelFilter;
+
+use crate::StoreError;
+
+/// Which engine a database runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A connected database.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// `write` has exactly one connection: SQLite has one writer, and
+    /// queueing writers in the pool is cheaper than retrying on `BUSY`.
+    Sqlite { write: SqlitePool, read: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// An open write transaction.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Runs `$body` with `$c` bound to the transaction's connection, once per
+/// engine.
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            $crate::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$p` bound to the pool for reads, once per engine.
+#[macro_export]
+macro_rules! on_read {
+    ($db:expr, $p:ident => $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite { read: $p, .. } => $body,
+            $crate::Db::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Options for opening a database.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Read connections (SQLite) or pool size (PostgreSQL).
+    pub max_connections: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
+        Options {
+            max_connections: (cpus * 4).clamp(4, 32),
+        }
+    }
+}
+
+impl Db {
+    /// Opens the database named by `url` (`postgres://…`, `sqlite://PATH`),
+    /// or `rapport.db` under `data_dir` when there is no URL, and applies
+    /// any missing migrations.
+    pub async fn open(url: Option<&str>, data_dir: &Path, opts: &Options) -> Result<Db, StoreError> {
+        let db = match url {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Self::open_postgres(u, opts).await?
+            }
+            Some(u) if u.starts_with("sqlite:") => {
+                let path = u.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                Self::open_sqlite(Path::new(path), opts).await?
+            }
+            Some(u) => {
+                return Err(StoreError::Config(format!(
+                    "unsupported database URL {u:?}: use postgres://… or sqlite://PATH"
+                )));
+            }
+            None => {
+                std::fs::create_dir_all(data_dir).map_err(|e| {
+                    StoreError::Config(format!("cannot create data directory {}: {e}", data_dir.display()))
+                })?;
+                Self::open_sqlite(&data_dir.join("rapport.db"), opts).await?
+            }
+        };
+        crate::migrate::run(&db).await?;
+        Ok(db)
+    }
+
+    async fn open_sqlite(path: &Path, opts: &Options) -> Result<Db, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a commit survives a process crash; only an
+            // OS crash or power loss can lose the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory")
+            // Bulk statements are long; our own tracing reports timings.
+            .log_statements(LevelFilter::Off)
+            .log_slow_statements(LevelFilter::Off, Duration::from_secs(60));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(base.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.create_if_missing(false))
+            .await?;
+        Ok(Db::Sqlite { write, read })
+    }
+
+    async fn open_postgres(url: &str, opts: &Options) -> Result<Db, StoreError> {
+        let co = PgConnectOptions::from_str(url)?
+            .log_statements(LevelFilter::Off)
+            .log_slow_statements(LevelFilter::Off, Duration::from_secs(60));
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(co)
+            .await?;
+        Ok(Db::Postgres(pool))
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            Db::Sqlite { .. } => Engine::Sqlite,
+            Db::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`), so a transaction that reads before it
+    /// writes can never fail half-way with `SQLITE_BUSY`.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Answers when the database is reachable.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_read!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            Tx::Sqlite(_) => Engine::Sqlite,
+            Tx::Postgres(_) => Engine::Postgres,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Persistence of Rapport on SQLite (the embedded default) and PostgreSQL.
+//!
+//! Repositories are plain async functions over a [`Db`] (reads) or a
+//! [`Tx`] (writes). The caller (the `app` crate) owns transactions: it
+//! opens one, calls as many repository functions as the use case needs,
+//! and commits. Nothing here knows about HTTP.
+
+pub mod bulk;
+pub mod check;
+pub mod hospitals;
+mod db;
+pub mod migrate;
+pub mod patients;
+mod row;
+pub mod tokens;
+pub mod visits;
+
+pub use db::{Db, Engine, Options, Tx};
+pub use row::AnyRow;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (the entity named exists).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// A referenced row does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The database could not be opened as configured.
+    #[error("{0}")]
+    Config(String),
+    /// A stored value could not be read back (a corrupt or foreign row).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Maps a unique violation to `Conflict(what)`, leaving other errors.
+    pub(crate) fn unique(e: sqlx::Error, what: &'static str) -> StoreError {
+        match &e {
+            sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+                StoreError::Conflict(what)
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

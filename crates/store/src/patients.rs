@@ -1,0 +1,286 @@
+//! Patients: insert, read, update, search.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rapport_domain::patient::{Channel, Language, NewPatient, Patient, PatientFields, Sex};
+use rapport_domain::PatientAggregates;
+
+use crate::{AnyRow, Db, Engine, Result, StoreError, Tx, on_read, on_tx};
+
+const COLUMNS: &str = "p.id, p.hospital_id, p.patient_id, p.name, p.sex, p.birth_date, p.birth_year, p.phone, \
+     p.email, p.district, p.source_channel, p.registered_on, p.preferred_channel, p.preferred_language, \
+     p.household, p.tags, p.notes, p.created_at, p.updated_at";
+
+const AGG_COLUMNS: &str = "a.first_visit, a.last_visit, a.visits, a.visit_days, a.monetary, \
+     a.first_day_monetary, a.months_with_visits, a.cohort_mask";
+
+fn corrupt(what: &str, v: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {v:?}"))
+}
+
+pub(crate) fn patient_from_row(r: &impl AnyRow) -> Result<Patient> {
+    let sex: Option<String> = r.col("sex")?;
+    let channel: Option<String> = r.col("preferred_channel")?;
+    let lang: Option<String> = r.col("preferred_language")?;
+    let tags: String = r.col("tags")?;
+    Ok(Patient {
+        id: r.col("id")?,
+        hospital_id: r.col("hospital_id")?,
+        patient_id: r.col("patient_id")?,
+        fields: PatientFields {
+            name: r.col("name")?,
+            sex: sex.map(|s| Sex::from_code(&s).ok_or_else(|| corrupt("sex", &s))).transpose()?,
+            birth_date: r.col("birth_date")?,
+            birth_year: r.col("birth_year")?,
+            phone: r.col("phone")?,
+            email: r.col("email")?,
+            district: r.col("district")?,
+            source_channel: r.col("source_channel")?,
+            registered_on: r.col("registered_on")?,
+            preferred_channel: channel
+                .map(|s| Channel::from_code(&s).ok_or_else(|| corrupt("channel", &s)))
+                .transpose()?,
+            preferred_language: lang
+                .map(|s| Language::from_code(&s).ok_or_else(|| corrupt("language", &s)))
+                .transpose()?,
+            household: r.col("household")?,
+            tags: serde_json::from_str(&tags).map_err(|_| corrupt("tags", &tags))?,
+            notes: r.col("notes")?,
+        },
+        created_at: r.col("created_at")?,
+        updated_at: r.col("updated_at")?,
+    })
+}
+
+pub(crate) fn aggregates_from_row(r: &impl AnyRow) -> Result<Option<PatientAggregates>> {
+    let first: Option<NaiveDate> = r.col("first_visit")?;
+    let Some(first_visit) = first else { return Ok(None) };
+    Ok(Some(PatientAggregates {
+        first_visit,
+        last_visit: r.col("last_visit")?,
+        visits: r.col("visits")?,
+        visit_days: r.col("visit_days")?,
+        monetary: r.col("monetary")?,
+        first_day_monetary: r.col("first_day_monetary")?,
+        months_with_visits: r.col("months_with_visits")?,
+        cohort_mask: r.col("cohort_mask")?,
+    }))
+}
+
+fn tags_json(f: &PatientFields) -> String {
+    serde_json::to_string(&f.tags).unwrap_or_else(|_| "[]".into())
+}
+
+/// Inserts a patient; `Conflict("patient")` when the hospital id exists.
+pub async fn insert(tx: &mut Tx, hospital_id: i64, p: &NewPatient, now: DateTime<Utc>) -> Result<i64> {
+    let f = &p.fields;
+    let sql = "INSERT INTO patients (hospital_id, patient_id, name, sex, birth_date, birth_year, phone, email, \
+               district, source_channel, registered_on, preferred_channel, preferred_language, household, tags, \
+               notes, created_at, updated_at) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id";
+    let id: (i64,) = on_tx!(tx, c => sqlx::query_as(sql)
+        .bind(hospital_id)
+        .bind(&p.patient_id)
+        .bind(&f.name)
+        .bind(f.sex.map(Sex::as_str))
+        .bind(f.birth_date)
+        .bind(f.birth_year)
+        .bind(&f.phone)
+        .bind(&f.email)
+        .bind(&f.district)
+        .bind(&f.source_channel)
+        .bind(f.registered_on)
+        .bind(f.preferred_channel.map(Channel::as_str))
+        .bind(f.preferred_language.map(Language::as_str))
+        .bind(&f.household)
+        .bind(tags_json(f))
+        .bind(&f.notes)
+        .bind(now)
+        .fetch_one(&mut *c)
+        .await)
+    .map_err(|e| StoreError::unique(e, "patient"))?;
+    Ok(id.0)
+}
+
+/// Rewrites every editable field of a patient.
+pub async fn update(tx: &mut Tx, id: i64, f: &PatientFields, now: DateTime<Utc>) -> Result<()> {
+    let sql = "UPDATE patients SET name = $2, sex = $3, birth_date = $4, birth_year = $5, phone = $6, email = $7, \
+               district = $8, source_channel = $9, registered_on = $10, preferred_channel = $11, \
+               preferred_language = $12, household = $13, tags = $14, notes = $15, updated_at = $16 WHERE id = $1";
+    let done = on_tx!(tx, c => sqlx::query(sql)
+        .bind(id)
+        .bind(&f.name)
+        .bind(f.sex.map(Sex::as_str))
+        .bind(f.birth_date)
+        .bind(f.birth_year)
+        .bind(&f.phone)
+        .bind(&f.email)
+        .bind(&f.district)
+        .bind(&f.source_channel)
+        .bind(f.registered_on)
+        .bind(f.preferred_channel.map(Channel::as_str))
+        .bind(f.preferred_language.map(Language::as_str))
+        .bind(&f.household)
+        .bind(tags_json(f))
+        .bind(&f.notes)
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+    if done == 0 {
+        return Err(StoreError::NotFound("patient"));
+    }
+    Ok(())
+}
+
+/// Reads a patient inside a write transaction and locks its row until the
+/// transaction ends (PostgreSQL; SQLite's single writer already holds the
+/// database). Everything that rewrites a patient's aggregates, points or
+/// profile takes this lock first, so concurrent writers serialise per
+/// patient.
+pub async fn lock(tx: &mut Tx, id: i64) -> Result<Option<Patient>> {
+    let sql = match tx.engine() {
+        Engine::Sqlite => format!("SELECT {COLUMNS} FROM patients p WHERE p.id = $1"),
+        Engine::Postgres => format!("SELECT {COLUMNS} FROM patients p WHERE p.id = $1 FOR UPDATE"),
+    };
+    on_tx!(tx, c => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(id).fetch_optional(&mut *c).await? {
+        Some(r) => Ok(Some(patient_from_row(&r)?)),
+        None => Ok(None),
+    })
+}
+
+/// The platform id of a patient by the hospital's id, inside a transaction.
+pub async fn key_by_patient_id(tx: &mut Tx, hospital_id: i64, patient_id: &str) -> Result<Option<i64>> {
+    let sql = "SELECT id FROM patients WHERE hospital_id = $1 AND patient_id = $2";
+    let r: Option<(i64,)> = on_tx!(tx, c => sqlx::query_as(sql).bind(hospital_id).bind(patient_id).fetch_optional(&mut *c).await?);
+    Ok(r.map(|r| r.0))
+}
+
+/// A patient with their aggregates (`None` before the first visit).
+#[derive(Debug, Clone)]
+pub struct PatientWithAggregates {
+    pub patient: Patient,
+    pub aggregates: Option<PatientAggregates>,
+}
+
+/// Reads one patient and their aggregates.
+pub async fn get(db: &Db, id: i64) -> Result<Option<PatientWithAggregates>> {
+    let sql = format!(
+        "SELECT {COLUMNS}, {AGG_COLUMNS} FROM patients p \
+         LEFT JOIN patient_aggregates a ON a.patient_key = p.id WHERE p.id = $1"
+    );
+    on_read!(db, pool => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(id).fetch_optional(pool).await? {
+        Some(r) => Ok(Some(PatientWithAggregates { patient: patient_from_row(&r)?, aggregates: aggregates_from_row(&r)? })),
+        None => Ok(None),
+    })
+}
+
+/// Search criteria; all given criteria must match.
+#[derive(Debug, Clone, Default)]
+pub struct PatientQuery {
+    pub hospital_id: i64,
+    /// Free text: a hospital id or phone number (exact), or a name prefix.
+    pub q: Option<String>,
+    /// Name prefix.
+    pub name: Option<String>,
+    /// Phone number, exact after normalisation.
+    pub phone: Option<String>,
+    /// The hospital's id, exact.
+    pub patient_id: Option<String>,
+    pub household: Option<String>,
+    /// Only patients with a platform id greater than this (the cursor).
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// The smallest string greater than every string starting with `prefix`.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+/// Searches patients, ordered by platform id.
+pub async fn search(db: &Db, q: &PatientQuery) -> Result<Vec<PatientWithAggregates>> {
+    let name_range = match db.engine() {
+        Engine::Sqlite => "(p.name >= $N AND p.name < $M)",
+        Engine::Postgres => "(p.name COLLATE \"C\" >= $N AND p.name COLLATE \"C\" < $M)",
+    };
+    let mut conds = vec!["p.hospital_id = $1".to_string()];
+    let mut binds: Vec<String> = Vec::new();
+    let param = |binds: &mut Vec<String>, v: String| {
+        binds.push(v);
+        format!("${}", binds.len() + 1)
+    };
+    if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let a = param(&mut binds, text.to_string());
+        let mut alts = vec![format!("p.patient_id = {a}")];
+        if let Some(phone) = rapport_domain::patient::normalize_phone(text) {
+            let b = param(&mut binds, phone);
+            alts.push(format!("p.phone = {b}"));
+        }
+        let n = param(&mut binds, text.to_string());
+        let m = param(&mut binds, prefix_end(text));
+        alts.push(name_range.replace("$N", &n).replace("$M", &m));
+        conds.push(format!("({})", alts.join(" OR ")));
+    }
+    if let Some(name) = q.name.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let n = param(&mut binds, name.to_string());
+        let m = param(&mut binds, prefix_end(name));
+        conds.push(name_range.replace("$N", &n).replace("$M", &m));
+    }
+    if let Some(phone) = q.phone.as_deref() {
+        let v = rapport_domain::patient::normalize_phone(phone).unwrap_or_else(|| phone.to_string());
+        conds.push(format!("p.phone = {}", param(&mut binds, v)));
+    }
+    if let Some(pid) = q.patient_id.as_deref() {
+        conds.push(format!("p.patient_id = {}", param(&mut binds, pid.to_string())));
+    }
+    if let Some(h) = q.household.as_deref() {
+        conds.push(format!("p.household = {}", param(&mut binds, h.to_string())));
+    }
+    let after_param = binds.len() + 2;
+    let limit_param = binds.len() + 3;
+    let sql = format!(
+        "SELECT {COLUMNS}, {AGG_COLUMNS} FROM patients p LEFT JOIN patient_aggregates a ON a.patient_key = p.id \
+         WHERE {} AND p.id > ${after_param} ORDER BY p.id LIMIT ${limit_param}",
+        conds.join(" AND ")
+    );
+    on_read!(db, pool => {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(q.hospital_id);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let rows = query.bind(q.after.unwrap_or(0)).bind(q.limit).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| Ok(PatientWithAggregates { patient: patient_from_row(r)?, aggregates: aggregates_from_row(r)? }))
+            .collect()
+    })
+}
+
+/// Spend and visits of one patient per department, largest spend first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartmentSpend {
+    pub department: Option<String>,
+    pub visits: i64,
+    pub monetary: i64,
+    pub last_visit: NaiveDate,
+}
+
+pub async fn department_spend(db: &Db, patient_key: i64) -> Result<Vec<DepartmentSpend>> {
+    let sql = "SELECT d.name AS department, COUNT(*) AS visits, CAST(SUM(v.amount) AS BIGINT) AS monetary, \
+               MAX(v.visit_date) AS last_visit FROM visits v LEFT JOIN departments d ON d.id = v.department_id \
+               WHERE v.patient_key = $1 GROUP BY d.name ORDER BY 3 DESC, 1";
+    on_read!(db, pool => {
+        let rows = sqlx::query(sql).bind(patient_key).fetch_all(pool).await?;
+        rows.iter().map(|r| Ok(DepartmentSpend {
+            department: r.col("department")?,
+            visits: r.col("visits")?,
+            monetary: r.col("monetary")?,
+            last_visit: r.col("last_visit")?,
+        })).collect()
+    })
+}
+
+/// Number of patients (all hospitals).
+pub async fn count(db: &Db) -> Result<i64> {
+    let r: (i64,) = on_read!(db, p => sqlx::query_as("SELECT COUNT(*) FROM patients").fetch_one(p).await?);
+    Ok(r.0)
+}
