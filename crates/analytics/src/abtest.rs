@@ -13,7 +13,9 @@ use crate::special::{norm_cdf, norm_ppf, norm_sf};
 /// Invalid input of an A/B computation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AbTestError {
-    #[error("each variant needs at least one recipient and at most as many conversions as recipients")]
+    #[error(
+        "each variant needs at least one recipient and at most as many conversions as recipients"
+    )]
     InvalidCounts,
     #[error("invalid parameter: {0}")]
     InvalidParameter(&'static str),
@@ -86,7 +88,9 @@ pub fn wald_interval(
     confidence: f64,
 ) -> Result<(f64, f64), AbTestError> {
     if !(confidence > 0.0 && confidence < 1.0) {
-        return Err(AbTestError::InvalidParameter("confidence must be in (0, 1)"));
+        return Err(AbTestError::InvalidParameter(
+            "confidence must be in (0, 1)",
+        ));
     }
     let (pa, pb) = rates(x_a, n_a, x_b, n_b)?;
     let se = (pa * (1.0 - pa) / n_a as f64 + pb * (1.0 - pb) / n_b as f64).sqrt();
@@ -97,7 +101,9 @@ pub fn wald_interval(
 
 fn check_design(baseline: f64, mde: f64, alpha: f64, power: f64) -> Result<f64, AbTestError> {
     if !(baseline > 0.0 && baseline < 1.0) {
-        return Err(AbTestError::InvalidParameter("baseline rate must be in (0, 1)"));
+        return Err(AbTestError::InvalidParameter(
+            "baseline rate must be in (0, 1)",
+        ));
     }
     let target = baseline + mde;
     if mde == 0.0 || !(target > 0.0 && target < 1.0) {
@@ -105,8 +111,10 @@ fn check_design(baseline: f64, mde: f64, alpha: f64, power: f64) -> Result<f64, 
             "baseline + minimum detectable difference must be in (0, 1) and differ from the baseline",
         ));
     }
-    if !(alpha > 0.0 && alpha < 1.0) || !(power > 0.0 && power < 1.0) {
-        return Err(AbTestError::InvalidParameter("alpha and power must be in (0, 1)"));
+    if !(alpha > 0.0 && alpha < 1.0 && power > 0.0 && power < 1.0) {
+        return Err(AbTestError::InvalidParameter(
+            "alpha and power must be in (0, 1)",
+        ));
     }
     Ok(target)
 }
@@ -122,13 +130,19 @@ fn check_design(baseline: f64, mde: f64, alpha: f64, power: f64) -> Result<f64, 
 ///
 /// with `p1 = baseline`, `p2 = baseline + mde`, `pbar = (p1 + p2) / 2`.
 /// 20 % to 25 %, alpha 0.05, power 0.8 gives 1093.74.
-pub fn sample_size_per_arm(baseline: f64, mde: f64, alpha: f64, power: f64) -> Result<f64, AbTestError> {
+pub fn sample_size_per_arm(
+    baseline: f64,
+    mde: f64,
+    alpha: f64,
+    power: f64,
+) -> Result<f64, AbTestError> {
     let p2 = check_design(baseline, mde, alpha, power)?;
     let p1 = baseline;
     let pbar = 0.5 * (p1 + p2);
     let za = norm_ppf(1.0 - alpha / 2.0);
     let zb = norm_ppf(power);
-    let num = za * (2.0 * pbar * (1.0 - pbar)).sqrt() + zb * (p1 * (1.0 - p1) + p2 * (1.0 - p2)).sqrt();
+    let num =
+        za * (2.0 * pbar * (1.0 - pbar)).sqrt() + zb * (p1 * (1.0 - p1) + p2 * (1.0 - p2)).sqrt();
     Ok(num * num / (mde * mde))
 }
 
@@ -181,8 +195,14 @@ mod tests {
     fn degenerate_and_invalid_inputs() {
         let t = two_proportion_ztest(0, 10, 0, 20).unwrap();
         assert_eq!((t.z, t.p_value), (0.0, 1.0));
-        assert_eq!(two_proportion_ztest(11, 10, 0, 20), Err(AbTestError::InvalidCounts));
-        assert_eq!(two_proportion_ztest(1, 0, 0, 20), Err(AbTestError::InvalidCounts));
+        assert_eq!(
+            two_proportion_ztest(11, 10, 0, 20),
+            Err(AbTestError::InvalidCounts)
+        );
+        assert_eq!(
+            two_proportion_ztest(1, 0, 0, 20),
+            Err(AbTestError::InvalidCounts)
+        );
         assert!(sample_size_per_arm(0.2, 0.0, 0.05, 0.8).is_err());
         assert!(sample_size_per_arm(0.9, 0.2, 0.05, 0.8).is_err());
         assert!(wald_interval(1, 2, 1, 2, 1.0).is_err());

@@ -187,7 +187,12 @@ mod tests {
             .collect();
         let a = analyze(&aggs, d("2026-06-30"));
         let json = serde_json::to_value(&a).unwrap();
-        let keys: Vec<&str> = json.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         let mut want = vec![
             "as_of",
             "active_patients",
@@ -218,7 +223,10 @@ mod tests {
         assert_eq!(json["cohorts"][0]["retention"][1], 1.0);
         assert!(json["cohorts"][0]["retention"][2].is_null());
         assert_eq!(json["cohorts"][1]["cohort"], "2026-06");
-        assert_eq!(json["cohorts"][0]["retention"].as_array().unwrap().len(), 12);
+        assert_eq!(
+            json["cohorts"][0]["retention"].as_array().unwrap().len(),
+            12
+        );
         let back: Analysis = serde_json::from_value(json).unwrap();
         assert_eq!(back, a);
     }

@@ -104,6 +104,13 @@ where
 
 /// Fits BG/NBD on weighted rows (a weight is a number of customers; it may
 /// be fractional, and rows of weight 0 are ignored).
+///
+/// Rows must have a non-negative integer `frequency` and
+/// `0 <= recency <= T`; at least one customer needs a repeat purchase.
+/// When the maximum lies at infinity (typically `a, b -> inf` with `a / (a
+/// + b)` fixed: the data show one dropout probability shared by everybody,
+/// as happens on tiny data sets), the fit returns the point where the
+/// likelihood stopped changing, with very large `a` and `b`.
 pub fn fit_weighted<I>(rows: I) -> Result<BgNbdFit, FitError>
 where
     I: IntoIterator<Item = WeightedObservation>,
@@ -120,7 +127,12 @@ where
     let inv_w = 1.0 / data.total_weight;
     let mut grad = [0.0; 4];
     let objective = |theta: &[f64], g: &mut [f64]| -> f64 {
-        let p = [theta[0].exp(), theta[1].exp(), theta[2].exp(), theta[3].exp()];
+        let p = [
+            theta[0].exp(),
+            theta[1].exp(),
+            theta[2].exp(),
+            theta[3].exp(),
+        ];
         let ll = data.log_likelihood(p, Some(&mut grad));
         for i in 0..4 {
             // d/d(ln p) = p d/dp; minimise the negative mean.
@@ -133,7 +145,12 @@ where
     if !(out.converged || out.at_boundary(&opts)) {
         return Err(FitError::NoConvergence { grad: out.grad_max });
     }
-    let [r, alpha_s, a, b] = [out.x[0].exp(), out.x[1].exp(), out.x[2].exp(), out.x[3].exp()];
+    let [r, alpha_s, a, b] = [
+        out.x[0].exp(),
+        out.x[1].exp(),
+        out.x[2].exp(),
+        out.x[3].exp(),
+    ];
     let ll_scaled = data.log_likelihood([r, alpha_s, a, b], None);
     Ok(BgNbdFit {
         r,
@@ -206,7 +223,7 @@ impl Compressed {
             let tx = if o.frequency == 0.0 { 0.0 } else { o.recency };
             raw.push(([key(o.frequency), key(o.t), key(tx)], o.weight));
         }
-        raw.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        raw.sort_unstable_by_key(|a| a.0);
         let mut merged: Vec<([u64; 3], f64)> = Vec::with_capacity(raw.len() / 4 + 1);
         for (k, w) in raw {
             match merged.last_mut() {
@@ -310,20 +327,21 @@ impl Compressed {
         let mut ga = 0.0;
         let mut gb = 0.0;
 
-        let (lg_r, lg_b, lg_ab) = (ln_gamma(r), ln_gamma(b), ln_gamma(a + b));
-        let (dg_r, dg_b, dg_ab) = if want_grad {
-            (digamma(r), digamma(b), digamma(a + b))
-        } else {
-            (0.0, 0.0, 0.0)
-        };
+        // ln Gamma(base + x) - ln Gamma(base) for the three bases, advanced
+        // along the (ascending) distinct x.
+        let mut rise_r = Rising::new(r);
+        let mut rise_b = Rising::new(b);
+        let mut rise_ab = Rising::new(a + b);
         let ln_a = a.ln();
         for g in &self.groups {
             let x = g.x;
             let w = g.weight;
-            ll += w
-                * (ln_gamma(r + x) - lg_r + r * ln_al + lg_ab + ln_gamma(b + x)
-                    - lg_b
-                    - ln_gamma(a + b + x));
+            rise_r.advance(x);
+            rise_b.advance(x);
+            rise_ab.advance(x);
+            // A1 + A2 = [lnG(r+x) - lnG(r)] + r ln alpha + [lnG(b+x) - lnG(b)]
+            //           - [lnG(a+b+x) - lnG(a+b)]
+            ll += w * (rise_r.ln + r * ln_al + rise_b.ln - rise_ab.ln);
             let c = ln_a - (b + x - 1.0).ln();
             let rx = r + x;
             let mut s_ll = 0.0;
@@ -343,7 +361,11 @@ impl Compressed {
                     let d = c + rx * (l3 - l4);
                     let e = (-d.abs()).exp();
                     let sp = d.max(0.0) + (1.0 + e).ln();
-                    let p4 = if d >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+                    let p4 = if d >= 0.0 {
+                        1.0 / (1.0 + e)
+                    } else {
+                        e / (1.0 + e)
+                    };
                     let p3 = 1.0 - p4;
                     s_ll += wr * (sp - rx * l3);
                     s_r += wr * (p3 * l3 + p4 * l4);
@@ -360,17 +382,54 @@ impl Compressed {
             }
             ll += s_ll;
             if want_grad {
-                let dg_abx = digamma(a + b + x);
-                gr += w * (digamma(r + x) - dg_r + ln_al) - s_r;
+                gr += w * (rise_r.dg + ln_al) - s_r;
                 gal += w * r / al - rx * s_al;
-                ga += w * (dg_ab - dg_abx) + s_4 / a;
-                gb += w * (dg_ab + digamma(b + x) - dg_b - dg_abx) - s_4 / (b + x - 1.0);
+                ga += -w * rise_ab.dg + s_4 / a;
+                gb += w * (rise_b.dg - rise_ab.dg) - s_4 / (b + x - 1.0);
             }
         }
         if let Some(g) = grad {
             *g = [gr, gal, ga, gb];
         }
         ll
+    }
+}
+
+/// `ln Gamma(base + x) - ln Gamma(base)` and `psi(base + x) - psi(base)`
+/// for integer `x` visited in ascending order. Small steps use the
+/// recurrence `Gamma(z + 1) = z Gamma(z)`, which stays exact when `base` is
+/// huge (a difference of two enormous `ln_gamma` values would not: near a
+/// boundary of the parameter space that noise would swamp the gradient).
+struct Rising {
+    base: f64,
+    x: f64,
+    ln: f64,
+    dg: f64,
+}
+
+impl Rising {
+    fn new(base: f64) -> Self {
+        Rising {
+            base,
+            x: 0.0,
+            ln: 0.0,
+            dg: 0.0,
+        }
+    }
+
+    fn advance(&mut self, to: f64) {
+        if to - self.x > 64.0 {
+            self.ln = ln_gamma(self.base + to) - ln_gamma(self.base);
+            self.dg = digamma(self.base + to) - digamma(self.base);
+            self.x = to;
+            return;
+        }
+        while self.x < to {
+            let z = self.base + self.x;
+            self.ln += z.ln();
+            self.dg += 1.0 / z;
+            self.x += 1.0;
+        }
     }
 }
 
@@ -381,7 +440,10 @@ fn validate(i: usize, o: WeightedObservation) -> Result<(), FitError> {
             reason: reason.to_string(),
         })
     };
-    if !(o.frequency.is_finite() && o.recency.is_finite() && o.t.is_finite() && o.weight.is_finite())
+    if !(o.frequency.is_finite()
+        && o.recency.is_finite()
+        && o.t.is_finite()
+        && o.weight.is_finite())
     {
         return bad("non-finite value");
     }
@@ -437,10 +499,17 @@ impl BgNbdParams {
         // fraction vanish, and the average of the two neighbours is the
         // limit to ~1e-9.
         if (self.a - 1.0).abs() < 1e-7 {
-            let lo = BgNbdParams { a: 1.0 - 1e-7, ..*self };
-            let hi = BgNbdParams { a: 1.0 + 1e-7, ..*self };
+            let lo = BgNbdParams {
+                a: 1.0 - 1e-7,
+                ..*self
+            };
+            let hi = BgNbdParams {
+                a: 1.0 + 1e-7,
+                ..*self
+            };
             return 0.5
-                * (lo.expected_purchases(horizon, x, tx, t) + hi.expected_purchases(horizon, x, tx, t));
+                * (lo.expected_purchases(horizon, x, tx, t)
+                    + hi.expected_purchases(horizon, x, tx, t));
         }
         let BgNbdParams { r, alpha, a, b } = *self;
         let (ha, hb, hc) = (r + x, b + x, a + b + x - 1.0);
@@ -464,8 +533,14 @@ impl BgNbdParams {
             return 0.0;
         }
         if (self.a - 1.0).abs() < 1e-7 {
-            let lo = BgNbdParams { a: 1.0 - 1e-7, ..*self };
-            let hi = BgNbdParams { a: 1.0 + 1e-7, ..*self };
+            let lo = BgNbdParams {
+                a: 1.0 - 1e-7,
+                ..*self
+            };
+            let hi = BgNbdParams {
+                a: 1.0 + 1e-7,
+                ..*self
+            };
             return 0.5 * (lo.expected_purchases_new(horizon) + hi.expected_purchases_new(horizon));
         }
         let BgNbdParams { r, alpha, a, b } = *self;
@@ -482,23 +557,40 @@ impl BgNbdParams {
         let ln_beta = |p: f64, q: f64| ln_gamma(p) + ln_gamma(q) - ln_gamma(p + q);
         let ln_q = (alpha / (alpha + horizon)).ln();
         let ln_z = (horizon / (alpha + horizon)).ln();
-        let first = (ln_beta(a, b + x) - ln_beta(a, b) + ln_gamma(r + x) - ln_gamma(r)
-            - ln_gamma(x + 1.0)
-            + r * ln_q
-            + if n > 0 { x * ln_z } else { 0.0 })
-        .exp();
+        let first =
+            (ln_beta(a, b + x) - ln_beta(a, b) + ln_gamma(r + x) - ln_gamma(r) - ln_gamma(x + 1.0)
+                + r * ln_q
+                + if n > 0 { x * ln_z } else { 0.0 })
+            .exp();
         if n == 0 {
             return first;
         }
-        let mut partial = 0.0;
+        // 1 - q^r sum_{j<n} NB(j) is the upper tail of the negative
+        // binomial; when it is small, sum it directly rather than subtract
+        // two nearly equal numbers.
+        let z = horizon / (alpha + horizon);
+        let mut term = (r * ln_q).exp(); // NB(0)
+        let mut head = 0.0;
         for j in 0..n {
-            let jf = f64::from(j);
-            partial += (ln_gamma(r + jf) - ln_gamma(r) - ln_gamma(jf + 1.0)
-                + if j > 0 { jf * ln_z } else { 0.0 })
-            .exp();
+            head += term;
+            term *= (r + f64::from(j)) / (f64::from(j) + 1.0) * z;
         }
-        let second = (ln_beta(a + 1.0, b + x - 1.0) - ln_beta(a, b)).exp()
-            * (1.0 - (r * ln_q).exp() * partial);
+        let tail = if head > 0.5 {
+            let mut tail = 0.0;
+            let mut j = f64::from(n);
+            for _ in 0..10_000_000 {
+                tail += term;
+                term *= (r + j) / (j + 1.0) * z;
+                j += 1.0;
+                if term <= 1e-17 * tail && (r + j) / (j + 1.0) * z < 1.0 {
+                    break;
+                }
+            }
+            tail
+        } else {
+            1.0 - head
+        };
+        let second = (ln_beta(a + 1.0, b + x - 1.0) - ln_beta(a, b)).exp() * tail;
         first + second
     }
 }
@@ -537,21 +629,66 @@ mod tests {
 
     #[test]
     fn weights_equal_repeated_rows() {
-        let rows = [(0.0, 0.0, 30.0), (2.0, 10.0, 30.0), (1.0, 3.0, 20.0), (5.0, 25.0, 40.0)];
-        let repeated: Vec<(f64, f64, f64)> = rows
-            .iter()
-            .enumerate()
-            .flat_map(|(i, &r)| std::iter::repeat_n(r, i + 2))
+        // Simulated customers with integer times, so that many repeat.
+        let truth = BgNbdParams {
+            r: 0.5,
+            alpha: 10.0,
+            a: 0.9,
+            b: 3.0,
+        };
+        let mut rng = crate::testutil::Rng::new(9);
+        let rows: Vec<(f64, f64, f64)> = (0..5000)
+            .map(|_| {
+                let t = f64::from(rng.below(60) + 20);
+                let (x, tx, t) = crate::testutil::simulate_bgnbd(&mut rng, &truth, t);
+                (x, tx.ceil(), t)
+            })
             .collect();
-        let weighted = rows.iter().enumerate().map(|(i, &(x, tx, t))| WeightedObservation {
-            frequency: x,
-            recency: tx,
-            t,
-            weight: (i + 2) as f64,
-        });
-        let a = fit(repeated).expect("fit");
-        let b = fit_weighted(weighted).expect("fit");
-        assert!((a.r - b.r).abs() < 1e-6 * a.r && (a.log_likelihood - b.log_likelihood).abs() < 1e-9);
+        let mut counts = std::collections::BTreeMap::new();
+        for &(x, tx, t) in &rows {
+            *counts.entry((x as u64, tx as u64, t as u64)).or_insert(0.0) += 1.0;
+        }
+        assert!(counts.len() < rows.len() / 2, "{} distinct", counts.len());
+        let weighted = |scale: f64| {
+            counts
+                .iter()
+                .map(move |(&(x, tx, t), &w)| WeightedObservation {
+                    frequency: x as f64,
+                    recency: tx as f64,
+                    t: t as f64,
+                    weight: w * scale,
+                })
+        };
+        let plain = fit(rows.iter().copied()).expect("fit");
+        let same = fit_weighted(weighted(1.0)).expect("fit");
+        let rel = |a: f64, b: f64| ((a - b) / b).abs();
+        assert!(
+            rel(plain.r, same.r) < 1e-6 && rel(plain.b, same.b) < 1e-5,
+            "{plain:?} {same:?}"
+        );
+        assert!(rel(plain.log_likelihood, same.log_likelihood) < 1e-12);
+        // Doubling every weight doubles the likelihood and moves nothing.
+        let double = fit_weighted(weighted(2.0)).expect("fit");
+        assert!(rel(double.r, plain.r) < 1e-6 && rel(double.alpha, plain.alpha) < 1e-6);
+        assert!(rel(double.a, plain.a) < 1e-5 && rel(double.b, plain.b) < 1e-5);
+        assert!(rel(double.log_likelihood, 2.0 * plain.log_likelihood) < 1e-9);
+        assert_eq!(double.customers, 10_000);
+    }
+
+    #[test]
+    fn a_dropout_probability_shared_by_all_is_a_boundary_solution() {
+        // Four distinct histories cannot identify a Beta distribution: the
+        // likelihood keeps rising as a and b grow with a/(a+b) fixed. The
+        // fit stops on that ray instead of failing or running forever.
+        let rows = [
+            (0.0, 0.0, 30.0),
+            (2.0, 10.0, 30.0),
+            (1.0, 3.0, 20.0),
+            (5.0, 25.0, 40.0),
+        ];
+        let f = fit(rows.iter().flat_map(|&r| std::iter::repeat_n(r, 3))).expect("fit");
+        assert!(f.a > 100.0 && f.b > 100.0, "{f:?}");
+        assert!(f.evaluations < 3000, "{f:?}");
     }
 
     #[test]
@@ -559,7 +696,11 @@ mod tests {
         let rows = (0..200).map(|i| {
             let x = f64::from(i % 7);
             let t = f64::from(20 + i % 50);
-            let tx = if x > 0.0 { t * f64::from(i % 10 + 1) / 11.0 } else { 0.0 };
+            let tx = if x > 0.0 {
+                t * f64::from(i % 10 + 1) / 11.0
+            } else {
+                0.0
+            };
             WeightedObservation {
                 frequency: x,
                 recency: tx,
@@ -577,7 +718,11 @@ mod tests {
             up[i] += h;
             dn[i] -= h;
             let fd = (data.log_likelihood(up, None) - data.log_likelihood(dn, None)) / (2.0 * h);
-            assert!((fd - g[i]).abs() < 1e-5 * fd.abs().max(1.0), "param {i}: {fd} vs {}", g[i]);
+            assert!(
+                (fd - g[i]).abs() < 1e-5 * fd.abs().max(1.0),
+                "param {i}: {fd} vs {}",
+                g[i]
+            );
         }
     }
 
@@ -587,7 +732,10 @@ mod tests {
         assert!(matches!(e, FitError::InvalidRow { row: 0, .. }));
         let e = fit([(0.0, 0.0, 3.0), (1.5, 1.0, 3.0)]).unwrap_err();
         assert!(matches!(e, FitError::InvalidRow { row: 1, .. }));
-        assert!(matches!(fit([(0.0, 0.0, 3.0)]), Err(FitError::Degenerate(_))));
+        assert!(matches!(
+            fit([(0.0, 0.0, 3.0)]),
+            Err(FitError::Degenerate(_))
+        ));
         assert!(matches!(fit(std::iter::empty()), Err(FitError::Empty)));
     }
 }

@@ -307,11 +307,113 @@ pub fn predict(
     let bg = fit.bgnbd.params();
     PatientPrediction {
         p_alive: bg.p_alive(summary.frequency, summary.recency, summary.t),
-        expected_visits: bg.expected_purchases(horizon, summary.frequency, summary.recency, summary.t),
+        expected_visits: bg.expected_purchases(
+            horizon,
+            summary.frequency,
+            summary.recency,
+            summary.t,
+        ),
         clv: fit
             .gamma_gamma
             .map(|gg| customer_lifetime_value(&bg, &gg.params(), summary, settings)),
     }
+}
+
+/// [`predict`] for many patients, aligned with `summaries`. Identical
+/// `(frequency, recency, T)` histories share the BG/NBD work (the lifetime
+/// value is the Gamma-Gamma spend times a discounted sum of expected
+/// purchases that depends on the history only), and the distinct histories
+/// are split over `threads` scoped threads (1 = the calling thread only).
+pub fn predict_many(
+    fit: &ClvFit,
+    summaries: &[Summary],
+    horizon: f64,
+    settings: &ClvSettings,
+    threads: usize,
+) -> Vec<PatientPrediction> {
+    let bg = fit.bgnbd.params();
+    let key = |s: &Summary| {
+        let tx = if s.frequency == 0.0 { 0.0 } else { s.recency };
+        (s.frequency.to_bits(), tx.to_bits(), s.t.to_bits())
+    };
+    let mut order: Vec<u32> = (0..summaries.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| key(&summaries[i as usize]));
+    // Distinct histories and, per patient, the index of its history.
+    let mut distinct: Vec<Summary> = Vec::new();
+    let mut which = vec![0u32; summaries.len()];
+    let mut last = None;
+    for &i in &order {
+        let s = &summaries[i as usize];
+        let k = key(s);
+        if last != Some(k) {
+            distinct.push(*s);
+            last = Some(k);
+        }
+        which[i as usize] = (distinct.len() - 1) as u32;
+    }
+    drop(order);
+    // Per history: (p_alive, expected visits in horizon, discounted
+    // expected purchases over the CLV months).
+    let work = |chunk: &[Summary]| -> Vec<(f64, f64, f64)> {
+        chunk
+            .iter()
+            .map(|s| {
+                let (x, tx, t) = (s.frequency, s.recency, s.t);
+                let mut discounted = 0.0;
+                if fit.gamma_gamma.is_some() {
+                    let mut previous = 0.0;
+                    for m in 1..=settings.months {
+                        let cumulative = bg.expected_purchases(
+                            f64::from(m) * settings.periods_per_month,
+                            x,
+                            tx,
+                            t,
+                        );
+                        discounted += (cumulative - previous)
+                            / (1.0 + settings.monthly_discount).powi(m as i32);
+                        previous = cumulative;
+                    }
+                }
+                (
+                    bg.p_alive(x, tx, t),
+                    bg.expected_purchases(horizon, x, tx, t),
+                    discounted,
+                )
+            })
+            .collect()
+    };
+    let threads = threads.clamp(1, 64);
+    let per_history: Vec<(f64, f64, f64)> = if threads == 1 || distinct.len() < 10_000 {
+        work(&distinct)
+    } else {
+        let size = distinct.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = distinct
+                .chunks(size)
+                .map(|c| scope.spawn(move || work(c)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
+    summaries
+        .iter()
+        .zip(&which)
+        .map(|(s, &w)| {
+            let (p_alive, expected_visits, discounted) = per_history[w as usize];
+            PatientPrediction {
+                p_alive,
+                expected_visits,
+                clv: fit.gamma_gamma.map(|gg| {
+                    gg.params()
+                        .expected_average_spend(s.frequency, s.monetary_value)
+                        * discounted
+                }),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -358,8 +460,10 @@ mod tests {
 
     #[test]
     fn csv_parsing() {
-        let t = parse_summary_csv("\u{feff}id,T,recency,frequency\r\n7,38.86,30.43,2\r\n\r\n\"8\",10,0,0\n")
-            .unwrap();
+        let t = parse_summary_csv(
+            "\u{feff}id,T,recency,frequency\r\n7,38.86,30.43,2\r\n\r\n\"8\",10,0,0\n",
+        )
+        .unwrap();
         assert!(!t.has_monetary);
         assert_eq!(t.rows.len(), 2);
         assert_eq!(t.rows[0].t, 38.86);
@@ -371,7 +475,10 @@ mod tests {
         let e = parse_summary_csv("frequency,recency\n").unwrap_err();
         assert!(matches!(e, SummaryCsvError::MissingColumn("T")), "{e}");
         let e = parse_summary_csv("frequency,recency,T\n1,2,3\n1,x,3\n").unwrap_err();
-        assert_eq!(e.to_string(), "line 3, column `recency`: `x` is not a number");
+        assert_eq!(
+            e.to_string(),
+            "line 3, column `recency`: `x` is not a number"
+        );
         let e = parse_summary_csv("frequency,recency,T\n1,2\n").unwrap_err();
         assert!(matches!(e, SummaryCsvError::Invalid { line: 2, ref column, .. } if column == "T"));
         let e = parse_summary_csv("frequency,recency,T\n1.5,2,3\n").unwrap_err();
@@ -380,7 +487,10 @@ mod tests {
         assert!(matches!(e, SummaryCsvError::Invalid { ref column, .. } if column == "T"));
         let e = parse_summary_csv("frequency,recency,T\n1,2,NaN\n").unwrap_err();
         assert!(matches!(e, SummaryCsvError::Invalid { .. }));
-        assert!(matches!(parse_summary_csv("\n\n"), Err(SummaryCsvError::Empty)));
+        assert!(matches!(
+            parse_summary_csv("\n\n"),
+            Err(SummaryCsvError::Empty)
+        ));
         assert!(matches!(
             parse_summary_csv("T,frequency,recency,t\n"),
             Err(SummaryCsvError::DuplicateColumn(_))
@@ -427,5 +537,61 @@ mod tests {
         );
         let back: ClvFit = serde_json::from_value(v).unwrap();
         assert_eq!(back.gamma_gamma.map(|g| g.p), Some(1.0));
+    }
+
+    #[test]
+    fn batch_predictions_equal_single_ones() {
+        let fit = ClvFit {
+            bgnbd: BgNbdFit {
+                r: 0.6,
+                alpha: 80.0,
+                a: 1.2,
+                b: 5.0,
+                log_likelihood: 0.0,
+                customers: 0,
+                evaluations: 0,
+            },
+            gamma_gamma: Some(GammaGammaFit {
+                p: 3.0,
+                q: 2.5,
+                gamma: 200.0,
+                log_likelihood: 0.0,
+                customers: 0,
+                evaluations: 0,
+            }),
+        };
+        let mut rng = crate::testutil::Rng::new(5);
+        let rows: Vec<Summary> = (0..30_000)
+            .map(|_| {
+                let t = f64::from(rng.below(400));
+                let x = f64::from(rng.below(4));
+                let tx = if x > 0.0 {
+                    f64::from(rng.below(t as u32 + 1))
+                } else {
+                    0.0
+                };
+                Summary {
+                    frequency: x,
+                    recency: tx,
+                    t,
+                    monetary_value: if x > 0.0 {
+                        f64::from(rng.below(500))
+                    } else {
+                        0.0
+                    },
+                }
+            })
+            .collect();
+        let settings = ClvSettings::DAYS_12_MONTHS;
+        for threads in [1, 3] {
+            let many = predict_many(&fit, &rows, 90.0, &settings, threads);
+            for (s, p) in rows.iter().zip(&many).step_by(97) {
+                let one = predict(&fit, s, 90.0, &settings);
+                assert_eq!(one.p_alive, p.p_alive);
+                assert_eq!(one.expected_visits, p.expected_visits);
+                let (a, b) = (one.clv.unwrap(), p.clv.unwrap());
+                assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{a} vs {b}");
+            }
+        }
     }
 }

@@ -27,7 +27,11 @@ pub struct CohortRow {
 
 /// `YYYY-MM` of a month index (`year * 12 + month0`).
 pub fn month_label(index: i64) -> String {
-    format!("{:04}-{:02}", index.div_euclid(12), index.rem_euclid(12) + 1)
+    format!(
+        "{:04}-{:02}",
+        index.div_euclid(12),
+        index.rem_euclid(12) + 1
+    )
 }
 
 /// One row per non-empty cohort month up to `as_of`'s month, oldest first.

@@ -76,7 +76,8 @@ impl GammaGammaParams {
     /// spend `m > 0`.
     pub fn log_likelihood(&self, x: f64, m: f64) -> f64 {
         let GammaGammaParams { p, q, gamma } = *self;
-        ln_gamma(p * x + q) - ln_gamma(p * x) - ln_gamma(q) + q * gamma.ln()
+        ln_gamma(p * x + q) - ln_gamma(p * x) - ln_gamma(q)
+            + q * gamma.ln()
             + (p * x - 1.0) * m.ln()
             + p * x * x.ln()
             - (p * x + q) * (x * m + gamma).ln()
@@ -186,7 +187,7 @@ impl Compressed {
             sum_w += w;
             raw.push((x.to_bits(), m.to_bits(), w));
         }
-        raw.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        raw.sort_unstable_by_key(|a| (a.0, a.1));
         let scale = if sum_w > 0.0 { sum_wm / sum_w } else { 1.0 };
         let mut groups: Vec<(f64, f64, std::ops::Range<usize>)> = Vec::new();
         let (mut row_xm, mut row_w) = (Vec::new(), Vec::new());
@@ -288,7 +289,11 @@ mod tests {
             up[i] += h;
             dn[i] -= h;
             let fd = (data.log_likelihood(up, None) - data.log_likelihood(dn, None)) / (2.0 * h);
-            assert!((fd - g[i]).abs() < 1e-5 * fd.abs().max(1.0), "param {i}: {fd} vs {}", g[i]);
+            assert!(
+                (fd - g[i]).abs() < 1e-5 * fd.abs().max(1.0),
+                "param {i}: {fd} vs {}",
+                g[i]
+            );
         }
     }
 
@@ -327,10 +332,23 @@ mod tests {
 
     #[test]
     fn zero_spend_and_first_time_customers_are_left_out() {
-        let rows = [(0.0, 0.0), (2.0, 0.0), (1.0, 10.0), (3.0, 12.0), (2.0, 8.0), (1.0, 30.0)];
+        let rows = [
+            (0.0, 0.0),
+            (2.0, 0.0),
+            (1.0, 10.0),
+            (3.0, 12.0),
+            (2.0, 8.0),
+            (1.0, 30.0),
+        ];
         let data = Compressed::new(rows.iter().map(|&(x, m)| (x, m, 1.0))).expect("data");
         assert_eq!(data.total_weight, 4.0);
-        assert!(matches!(fit([(0.0, 5.0), (3.0, 0.0)]), Err(FitError::Empty)));
-        assert!(matches!(fit([(1.5, 5.0)]), Err(FitError::InvalidRow { row: 0, .. })));
+        assert!(matches!(
+            fit([(0.0, 5.0), (3.0, 0.0)]),
+            Err(FitError::Empty)
+        ));
+        assert!(matches!(
+            fit([(1.5, 5.0)]),
+            Err(FitError::InvalidRow { row: 0, .. })
+        ));
     }
 }

@@ -54,7 +54,10 @@ impl Outcome {
     /// Whether the search ended far out on a ray along which the objective
     /// keeps decreasing ever more slowly (an optimum at infinity).
     pub fn at_boundary(&self, opts: &Options) -> bool {
-        !self.converged && self.f.is_finite() && max_abs(&self.x) > opts.boundary && self.grad_max < 1e-3
+        !self.converged
+            && self.f.is_finite()
+            && max_abs(&self.x) > opts.boundary
+            && self.grad_max < 1e-3
     }
 }
 
@@ -280,7 +283,11 @@ where
         let spread = (vals[n] - vals[0]).abs();
         let size = pts[1..]
             .iter()
-            .map(|p| p.iter().zip(&pts[0]).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())))
+            .map(|p| {
+                p.iter()
+                    .zip(&pts[0])
+                    .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+            })
             .fold(0.0f64, f64::max);
         if spread <= 1e-14 * vals[0].abs().max(1e-300) && size < 1e-9 {
             break;
@@ -360,7 +367,10 @@ mod tests {
     fn bfgs_finds_the_rosenbrock_minimum() {
         let out = minimize(rosenbrock, &[-1.2, 1.0], Options::default());
         assert!(out.converged, "{out:?}");
-        assert!((out.x[0] - 1.0).abs() < 1e-7 && (out.x[1] - 1.0).abs() < 1e-7, "{out:?}");
+        assert!(
+            (out.x[0] - 1.0).abs() < 1e-7 && (out.x[1] - 1.0).abs() < 1e-7,
+            "{out:?}"
+        );
     }
 
     #[test]

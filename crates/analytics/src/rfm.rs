@@ -73,6 +73,8 @@ impl Segment {
     /// The segment of scores `r`, `f`, `m` (each 1..=5): the first matching
     /// rule of the table in `analytics.md`, with `fm = (f + m + 1) / 2`.
     pub fn from_scores(r: u8, f: u8, m: u8) -> Segment {
+        // Written as in the contract rather than with div_ceil.
+        #[allow(clippy::manual_div_ceil)]
         let fm = (u16::from(f) + u16::from(m) + 1) / 2;
         match (r, fm) {
             (4.., 4..) => Segment::Champions,
@@ -225,7 +227,9 @@ fn counting_ranks(keys: &[i64], min: i64, buckets: usize, desc: bool) -> Vec<u32
             acc += here;
         }
     }
-    keys.iter().map(|&k| count[(k - min) as usize] + 1).collect()
+    keys.iter()
+        .map(|&k| count[(k - min) as usize] + 1)
+        .collect()
 }
 
 /// `(key - min, original index)` pairs sorted by key (LSD radix, 8 bits per
@@ -245,7 +249,7 @@ pub(crate) fn radix_sort_pairs(keys: &[i64], min: i64) -> Vec<(u64, u32)> {
     }
     let mut b: Vec<(u64, u32)> = vec![(0, 0); n];
     for (byte, h) in hist.iter().enumerate() {
-        if h.iter().any(|&c| c == n) {
+        if h.contains(&n) {
             continue; // every key has the same byte here
         }
         let mut offset = [0usize; 256];
@@ -331,7 +335,10 @@ mod tests {
         assert_eq!(Segment::from_scores(1, 1, 1), Lost);
         for s in Segment::ALL {
             assert_eq!(s.as_str().parse::<Segment>(), Ok(s));
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         assert!("vip".parse::<Segment>().is_err());
     }
@@ -377,8 +384,10 @@ mod tests {
             agg("2024-01-01", "2024-09-22", 5, 300),
         ];
         let s = rfm_scores(&aggs, as_of);
-        let got: Vec<(u8, u8, u8, Segment)> =
-            s.iter().map(|x| (x.r_score, x.f_score, x.m_score, x.segment)).collect();
+        let got: Vec<(u8, u8, u8, Segment)> = s
+            .iter()
+            .map(|x| (x.r_score, x.f_score, x.m_score, x.segment))
+            .collect();
         use Segment::*;
         assert_eq!(
             got,

@@ -20,9 +20,18 @@ pub const MAX_REPORTED: usize = 20;
 
 fn describe(m: &AggregateMismatch) -> String {
     match (&m.stored, &m.recomputed) {
-        (None, Some(r)) => format!("patient {}: aggregates missing (visits say {} visits)", m.patient_key, r.visits),
-        (Some(_), None) => format!("patient {}: aggregates stored but the patient has no visits", m.patient_key),
-        (s, r) => format!("patient {}: stored {:?} but visits give {:?}", m.patient_key, s, r),
+        (None, Some(r)) => format!(
+            "patient {}: aggregates missing (visits say {} visits)",
+            m.patient_key, r.visits
+        ),
+        (Some(_), None) => format!(
+            "patient {}: aggregates stored but the patient has no visits",
+            m.patient_key
+        ),
+        (s, r) => format!(
+            "patient {}: stored {:?} but visits give {:?}",
+            m.patient_key, s, r
+        ),
     }
 }
 

@@ -49,62 +49,270 @@ struct Department {
 }
 
 const DEPARTMENTS: &[Department] = &[
-    Department { name: "Internal Medicine", weight: 14.0, doctors: 12 },
-    Department { name: "Cardiology", weight: 7.0, doctors: 7 },
-    Department { name: "Gastroenterology", weight: 6.0, doctors: 6 },
-    Department { name: "Endocrinology", weight: 5.0, doctors: 5 },
-    Department { name: "General Surgery", weight: 6.0, doctors: 8 },
-    Department { name: "Orthopedics", weight: 6.0, doctors: 7 },
-    Department { name: "Obstetrics & Gynecology", weight: 9.0, doctors: 9 },
-    Department { name: "Pediatrics", weight: 9.0, doctors: 8 },
-    Department { name: "Dermatology", weight: 6.0, doctors: 5 },
-    Department { name: "Ophthalmology", weight: 5.0, doctors: 5 },
-    Department { name: "ENT", weight: 4.0, doctors: 4 },
-    Department { name: "Stomatology", weight: 7.0, doctors: 8 },
-    Department { name: "Traditional Chinese Medicine", weight: 5.0, doctors: 6 },
-    Department { name: "Rehabilitation", weight: 3.0, doctors: 4 },
-    Department { name: "Oncology", weight: 2.0, doctors: 4 },
-    Department { name: "Health Check-up Center", weight: 0.0, doctors: 6 },
+    Department {
+        name: "Internal Medicine",
+        weight: 14.0,
+        doctors: 12,
+    },
+    Department {
+        name: "Cardiology",
+        weight: 7.0,
+        doctors: 7,
+    },
+    Department {
+        name: "Gastroenterology",
+        weight: 6.0,
+        doctors: 6,
+    },
+    Department {
+        name: "Endocrinology",
+        weight: 5.0,
+        doctors: 5,
+    },
+    Department {
+        name: "General Surgery",
+        weight: 6.0,
+        doctors: 8,
+    },
+    Department {
+        name: "Orthopedics",
+        weight: 6.0,
+        doctors: 7,
+    },
+    Department {
+        name: "Obstetrics & Gynecology",
+        weight: 9.0,
+        doctors: 9,
+    },
+    Department {
+        name: "Pediatrics",
+        weight: 9.0,
+        doctors: 8,
+    },
+    Department {
+        name: "Dermatology",
+        weight: 6.0,
+        doctors: 5,
+    },
+    Department {
+        name: "Ophthalmology",
+        weight: 5.0,
+        doctors: 5,
+    },
+    Department {
+        name: "ENT",
+        weight: 4.0,
+        doctors: 4,
+    },
+    Department {
+        name: "Stomatology",
+        weight: 7.0,
+        doctors: 8,
+    },
+    Department {
+        name: "Traditional Chinese Medicine",
+        weight: 5.0,
+        doctors: 6,
+    },
+    Department {
+        name: "Rehabilitation",
+        weight: 3.0,
+        doctors: 4,
+    },
+    Department {
+        name: "Oncology",
+        weight: 2.0,
+        doctors: 4,
+    },
+    Department {
+        name: "Health Check-up Center",
+        weight: 0.0,
+        doctors: 6,
+    },
 ];
 const CHECKUP_DEPT: usize = 15;
 
 const SURNAMES: &[(&str, &str, f64)] = &[
-    ("王", "wang", 7.1), ("李", "li", 7.0), ("张", "zhang", 6.7), ("刘", "liu", 5.4), ("陈", "chen", 4.5),
-    ("杨", "yang", 3.1), ("黄", "huang", 2.2), ("赵", "zhao", 2.0), ("吴", "wu", 2.0), ("周", "zhou", 1.9),
-    ("徐", "xu", 1.5), ("孙", "sun", 1.4), ("马", "ma", 1.3), ("朱", "zhu", 1.3), ("胡", "hu", 1.2),
-    ("郭", "guo", 1.2), ("何", "he", 1.1), ("林", "lin", 1.0), ("高", "gao", 1.0), ("罗", "luo", 0.9),
-    ("郑", "zheng", 0.9), ("梁", "liang", 0.8), ("谢", "xie", 0.7), ("宋", "song", 0.6), ("唐", "tang", 0.6),
-    ("许", "xu", 0.6), ("韩", "han", 0.5), ("冯", "feng", 0.5), ("邓", "deng", 0.5), ("曹", "cao", 0.5),
-    ("彭", "peng", 0.5), ("曾", "zeng", 0.5), ("肖", "xiao", 0.5), ("田", "tian", 0.4), ("董", "dong", 0.4),
-    ("袁", "yuan", 0.4), ("潘", "pan", 0.4), ("于", "yu", 0.4), ("蒋", "jiang", 0.4), ("蔡", "cai", 0.4),
-    ("欧阳", "ouyang", 0.1), ("司马", "sima", 0.02),
+    ("王", "wang", 7.1),
+    ("李", "li", 7.0),
+    ("张", "zhang", 6.7),
+    ("刘", "liu", 5.4),
+    ("陈", "chen", 4.5),
+    ("杨", "yang", 3.1),
+    ("黄", "huang", 2.2),
+    ("赵", "zhao", 2.0),
+    ("吴", "wu", 2.0),
+    ("周", "zhou", 1.9),
+    ("徐", "xu", 1.5),
+    ("孙", "sun", 1.4),
+    ("马", "ma", 1.3),
+    ("朱", "zhu", 1.3),
+    ("胡", "hu", 1.2),
+    ("郭", "guo", 1.2),
+    ("何", "he", 1.1),
+    ("林", "lin", 1.0),
+    ("高", "gao", 1.0),
+    ("罗", "luo", 0.9),
+    ("郑", "zheng", 0.9),
+    ("梁", "liang", 0.8),
+    ("谢", "xie", 0.7),
+    ("宋", "song", 0.6),
+    ("唐", "tang", 0.6),
+    ("许", "xu", 0.6),
+    ("韩", "han", 0.5),
+    ("冯", "feng", 0.5),
+    ("邓", "deng", 0.5),
+    ("曹", "cao", 0.5),
+    ("彭", "peng", 0.5),
+    ("曾", "zeng", 0.5),
+    ("肖", "xiao", 0.5),
+    ("田", "tian", 0.4),
+    ("董", "dong", 0.4),
+    ("袁", "yuan", 0.4),
+    ("潘", "pan", 0.4),
+    ("于", "yu", 0.4),
+    ("蒋", "jiang", 0.4),
+    ("蔡", "cai", 0.4),
+    ("欧阳", "ouyang", 0.1),
+    ("司马", "sima", 0.02),
 ];
 const GIVEN_M: &[(&str, &str)] = &[
-    ("伟", "wei"), ("强", "qiang"), ("磊", "lei"), ("军", "jun"), ("勇", "yong"), ("杰", "jie"), ("涛", "tao"),
-    ("明", "ming"), ("超", "chao"), ("刚", "gang"), ("平", "ping"), ("辉", "hui"), ("鹏", "peng"), ("华", "hua"),
-    ("建", "jian"), ("国", "guo"), ("志", "zhi"), ("文", "wen"), ("浩", "hao"), ("宇", "yu"), ("子", "zi"),
-    ("俊", "jun"), ("博", "bo"), ("然", "ran"), ("轩", "xuan"), ("睿", "rui"), ("东", "dong"), ("海", "hai"),
+    ("伟", "wei"),
+    ("强", "qiang"),
+    ("磊", "lei"),
+    ("军", "jun"),
+    ("勇", "yong"),
+    ("杰", "jie"),
+    ("涛", "tao"),
+    ("明", "ming"),
+    ("超", "chao"),
+    ("刚", "gang"),
+    ("平", "ping"),
+    ("辉", "hui"),
+    ("鹏", "peng"),
+    ("华", "hua"),
+    ("建", "jian"),
+    ("国", "guo"),
+    ("志", "zhi"),
+    ("文", "wen"),
+    ("浩", "hao"),
+    ("宇", "yu"),
+    ("子", "zi"),
+    ("俊", "jun"),
+    ("博", "bo"),
+    ("然", "ran"),
+    ("轩", "xuan"),
+    ("睿", "rui"),
+    ("东", "dong"),
+    ("海", "hai"),
 ];
 const GIVEN_F: &[(&str, &str)] = &[
-    ("芳", "fang"), ("娜", "na"), ("敏", "min"), ("静", "jing"), ("丽", "li"), ("艳", "yan"), ("娟", "juan"),
-    ("霞", "xia"), ("秀", "xiu"), ("英", "ying"), ("玲", "ling"), ("红", "hong"), ("婷", "ting"), ("雪", "xue"),
-    ("慧", "hui"), ("琳", "lin"), ("欣", "xin"), ("怡", "yi"), ("佳", "jia"), ("雨", "yu"), ("梦", "meng"),
-    ("思", "si"), ("晓", "xiao"), ("洁", "jie"), ("颖", "ying"), ("萱", "xuan"), ("悦", "yue"), ("月", "yue"),
+    ("芳", "fang"),
+    ("娜", "na"),
+    ("敏", "min"),
+    ("静", "jing"),
+    ("丽", "li"),
+    ("艳", "yan"),
+    ("娟", "juan"),
+    ("霞", "xia"),
+    ("秀", "xiu"),
+    ("英", "ying"),
+    ("玲", "ling"),
+    ("红", "hong"),
+    ("婷", "ting"),
+    ("雪", "xue"),
+    ("慧", "hui"),
+    ("琳", "lin"),
+    ("欣", "xin"),
+    ("怡", "yi"),
+    ("佳", "jia"),
+    ("雨", "yu"),
+    ("梦", "meng"),
+    ("思", "si"),
+    ("晓", "xiao"),
+    ("洁", "jie"),
+    ("颖", "ying"),
+    ("萱", "xuan"),
+    ("悦", "yue"),
+    ("月", "yue"),
 ];
-const EN_FIRST_M: &[&str] = &["James", "John", "Robert", "Michael", "David", "William", "Thomas", "Daniel", "Oliver", "George"];
-const EN_FIRST_F: &[&str] = &["Mary", "Emma", "Olivia", "Sarah", "Emily", "Charlotte", "Jessica", "Sophie", "Grace", "Hannah"];
-const EN_LAST: &[&str] = &["Smith", "Johnson", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Walker", "Clark", "Wright", "Miller", "Moore"];
-const ES_FIRST_M: &[&str] = &["José", "Antonio", "Manuel", "Francisco", "Javier", "Carlos", "Miguel", "Alejandro", "Pablo", "Diego"];
-const ES_FIRST_F: &[&str] = &["María", "Carmen", "Lucía", "Ana", "Laura", "Isabel", "Sofía", "Elena", "Paula", "Marta"];
-const ES_LAST: &[&str] = &["García", "Rodríguez", "González", "Fernández", "López", "Martínez", "Sánchez", "Pérez", "Gómez", "Martín", "Jiménez", "Ruiz"];
+const EN_FIRST_M: &[&str] = &[
+    "James", "John", "Robert", "Michael", "David", "William", "Thomas", "Daniel", "Oliver",
+    "George",
+];
+const EN_FIRST_F: &[&str] = &[
+    "Mary",
+    "Emma",
+    "Olivia",
+    "Sarah",
+    "Emily",
+    "Charlotte",
+    "Jessica",
+    "Sophie",
+    "Grace",
+    "Hannah",
+];
+const EN_LAST: &[&str] = &[
+    "Smith", "Johnson", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Walker", "Clark",
+    "Wright", "Miller", "Moore",
+];
+const ES_FIRST_M: &[&str] = &[
+    "José",
+    "Antonio",
+    "Manuel",
+    "Francisco",
+    "Javier",
+    "Carlos",
+    "Miguel",
+    "Alejandro",
+    "Pablo",
+    "Diego",
+];
+const ES_FIRST_F: &[&str] = &[
+    "María", "Carmen", "Lucía", "Ana", "Laura", "Isabel", "Sofía", "Elena", "Paula", "Marta",
+];
+const ES_LAST: &[&str] = &[
+    "García",
+    "Rodríguez",
+    "González",
+    "Fernández",
+    "López",
+    "Martínez",
+    "Sánchez",
+    "Pérez",
+    "Gómez",
+    "Martín",
+    "Jiménez",
+    "Ruiz",
+];
 const DISTRICTS: &[(&str, f64)] = &[
-    ("浦东新区", 22.0), ("闵行区", 10.0), ("徐汇区", 8.0), ("宝山区", 8.0), ("松江区", 7.0), ("嘉定区", 6.0),
-    ("杨浦区", 6.0), ("静安区", 5.0), ("普陀区", 5.0), ("长宁区", 4.0), ("虹口区", 4.0), ("青浦区", 4.0),
-    ("奉贤区", 4.0), ("黄浦区", 3.0), ("金山区", 3.0), ("崇明区", 1.0),
+    ("浦东新区", 22.0),
+    ("闵行区", 10.0),
+    ("徐汇区", 8.0),
+    ("宝山区", 8.0),
+    ("松江区", 7.0),
+    ("嘉定区", 6.0),
+    ("杨浦区", 6.0),
+    ("静安区", 5.0),
+    ("普陀区", 5.0),
+    ("长宁区", 4.0),
+    ("虹口区", 4.0),
+    ("青浦区", 4.0),
+    ("奉贤区", 4.0),
+    ("黄浦区", 3.0),
+    ("金山区", 3.0),
+    ("崇明区", 1.0),
 ];
 const CHANNELS: &[(&str, f64)] = &[
-    ("walk_in", 28.0), ("wechat", 16.0), ("partner_referral", 14.0), ("online_search", 12.0),
-    ("member_referral", 8.0), ("douyin", 6.0), ("insurance", 6.0), ("community_event", 5.0), ("dianping", 5.0),
+    ("walk_in", 28.0),
+    ("wechat", 16.0),
+    ("partner_referral", 14.0),
+    ("online_search", 12.0),
+    ("member_referral", 8.0),
+    ("douyin", 6.0),
+    ("insurance", 6.0),
+    ("community_event", 5.0),
+    ("dianping", 5.0),
 ];
 
 fn pick_weighted<'a, T>(rng: &mut SmallRng, items: &'a [T], weight: impl Fn(&T) -> f64) -> &'a T {
@@ -175,7 +383,11 @@ fn visit_amount(rng: &mut SmallRng, kind: VisitKind, vip: bool) -> i64 {
         VisitKind::Exam => amount(rng, 520.0 * m, 0.7),
         VisitKind::Checkup => {
             let packages = [880.0, 1580.0, 2680.0, 4880.0, 8800.0];
-            let i = if vip { rng.random_range(2..5) } else { rng.random_range(0..4) };
+            let i = if vip {
+                rng.random_range(2..5)
+            } else {
+                rng.random_range(0..4)
+            };
             (packages[i] * 100.0) as i64
         }
         VisitKind::Inpatient => amount(rng, 14_000.0 * m, 0.9),
@@ -220,8 +432,16 @@ impl Generator {
         let join_household = self.last_household.is_some() && rng.random::<f64>() < 0.18;
         let (name, email_user, language, phone) = if culture < 0.86 {
             let (surname, sur_py) = if join_household {
-                let h = self.last_household.as_ref().map(|h| h.1.clone()).unwrap_or_default();
-                SURNAMES.iter().find(|s| s.0 == h).map(|s| (s.0, s.1)).unwrap_or(("王", "wang"))
+                let h = self
+                    .last_household
+                    .as_ref()
+                    .map(|h| h.1.clone())
+                    .unwrap_or_default();
+                SURNAMES
+                    .iter()
+                    .find(|s| s.0 == h)
+                    .map(|s| (s.0, s.1))
+                    .unwrap_or(("王", "wang"))
             } else {
                 let s = pick_weighted(rng, SURNAMES, |s| s.2);
                 (s.0, s.1)
@@ -234,29 +454,55 @@ impl Generator {
             } else {
                 (g1.0.to_string(), g1.1.to_string())
             };
-            let prefix = pick(rng, &["139", "138", "137", "136", "135", "158", "159", "186", "188", "177", "133", "153", "189", "180"]);
+            let prefix = pick(
+                rng,
+                &[
+                    "139", "138", "137", "136", "135", "158", "159", "186", "188", "177", "133",
+                    "153", "189", "180",
+                ],
+            );
             let phone = format!("{prefix}{:08}", rng.random_range(0..100_000_000u32));
-            (format!("{surname}{given}"), format!("{sur_py}.{given_py}"), Language::ZhCn, phone)
+            (
+                format!("{surname}{given}"),
+                format!("{sur_py}.{given_py}"),
+                Language::ZhCn,
+                phone,
+            )
         } else if culture < 0.93 {
             let first = pick(rng, if female { ES_FIRST_F } else { ES_FIRST_M });
             let last = pick(rng, ES_LAST);
             let last2 = pick(rng, ES_LAST);
             let phone = format!("+346{:08}", rng.random_range(0..100_000_000u32));
             let user = format!("{}.{}", first.to_lowercase(), last.to_lowercase())
-                .replace(['á', 'à'], "a").replace('é', "e").replace('í', "i").replace('ó', "o").replace('ú', "u");
+                .replace(['á', 'à'], "a")
+                .replace('é', "e")
+                .replace('í', "i")
+                .replace('ó', "o")
+                .replace('ú', "u");
             (format!("{first} {last} {last2}"), user, Language::Es, phone)
         } else {
             let first = pick(rng, if female { EN_FIRST_F } else { EN_FIRST_M });
             let last = pick(rng, EN_LAST);
             let phone = format!("+447{:09}", rng.random_range(0..1_000_000_000u32));
-            (format!("{first} {last}"), format!("{}.{}", first.to_lowercase(), last.to_lowercase()), Language::En, phone)
+            (
+                format!("{first} {last}"),
+                format!("{}.{}", first.to_lowercase(), last.to_lowercase()),
+                Language::En,
+                phone,
+            )
         };
         let age_years = (gamma(rng, 3.2) * 12.5).min(98.0) as u64;
-        let registered = self.start + Days::new((self.span_days as f64 * rng.random::<f64>().powf(0.7)) as u64);
-        let birth_date = registered.checked_sub_days(Days::new(age_years * 365 + rng.random_range(0..365))).unwrap_or(registered);
+        let registered =
+            self.start + Days::new((self.span_days as f64 * rng.random::<f64>().powf(0.7)) as u64);
+        let birth_date = registered
+            .checked_sub_days(Days::new(age_years * 365 + rng.random_range(0..365)))
+            .unwrap_or(registered);
         let email = (rng.random::<f64>() < 0.45).then(|| {
             let domain = match language {
-                Language::ZhCn => *pick(rng, &["qq.com", "163.com", "126.com", "sina.com", "foxmail.com"]),
+                Language::ZhCn => *pick(
+                    rng,
+                    &["qq.com", "163.com", "126.com", "sina.com", "foxmail.com"],
+                ),
                 Language::Es => *pick(rng, &["gmail.com", "hotmail.es", "yahoo.es"]),
                 Language::En => *pick(rng, &["gmail.com", "outlook.com", "yahoo.co.uk"]),
             };
@@ -280,12 +526,19 @@ impl Generator {
         let district = pick_weighted(rng, DISTRICTS, |d| d.1).0;
         let phone = if join_household && rng.random::<f64>() < 0.4 {
             // Children often share a parent's phone.
-            self.last_household.as_ref().map(|h| h.2.clone()).unwrap_or(phone)
+            self.last_household
+                .as_ref()
+                .map(|h| h.2.clone())
+                .unwrap_or(phone)
         } else {
             phone
         };
         if let Some(h) = &household {
-            let surname = SURNAMES.iter().find(|s| name.starts_with(s.0)).map(|s| s.0.to_string()).unwrap_or_default();
+            let surname = SURNAMES
+                .iter()
+                .find(|s| name.starts_with(s.0))
+                .map(|s| s.0.to_string())
+                .unwrap_or_default();
             self.last_household = Some((h.clone(), surname, phone.clone()));
         }
         let source = pick_weighted(rng, CHANNELS, |c| c.1).0;
@@ -295,7 +548,10 @@ impl Generator {
         let vip = rng.random::<f64>() < 0.03;
         let lambda = gamma(rng, 0.55) / if chronic { 40.0 } else { 160.0 };
         let p_drop = beta(rng, 1.1, if chronic { 9.0 } else { 3.2 });
-        let home_dept = DEPARTMENTS.iter().position(|d| std::ptr::eq(d, pick_weighted(rng, DEPARTMENTS, |d| d.weight))).unwrap_or(0);
+        let home_dept = DEPARTMENTS
+            .iter()
+            .position(|d| std::ptr::eq(d, pick_weighted(rng, DEPARTMENTS, |d| d.weight)))
+            .unwrap_or(0);
         let mut visits = Vec::new();
         let mut day = registered;
         loop {
@@ -317,7 +573,10 @@ impl Generator {
                 home_dept
             } else {
                 let d = pick_weighted(rng, DEPARTMENTS, |d| d.weight);
-                DEPARTMENTS.iter().position(|x| std::ptr::eq(x, d)).unwrap_or(0)
+                DEPARTMENTS
+                    .iter()
+                    .position(|x| std::ptr::eq(x, d))
+                    .unwrap_or(0)
             };
             let doctor = rng.random_range(0..DEPARTMENTS[dept].doctors);
             let amt = visit_amount(rng, kind, vip);
@@ -380,17 +639,49 @@ fn serde_json_tags(tags: &[&str]) -> String {
 }
 
 const PATIENT_COLUMNS: &[&str] = &[
-    "id", "hospital_id", "patient_id", "name", "sex", "birth_date", "birth_year", "phone", "email", "district",
-    "source_channel", "registered_on", "preferred_channel", "preferred_language", "household", "tags",
-    "created_at", "updated_at",
+    "id",
+    "hospital_id",
+    "patient_id",
+    "name",
+    "sex",
+    "birth_date",
+    "birth_year",
+    "phone",
+    "email",
+    "district",
+    "source_channel",
+    "registered_on",
+    "preferred_channel",
+    "preferred_language",
+    "household",
+    "tags",
+    "created_at",
+    "updated_at",
 ];
 const VISIT_COLUMNS: &[&str] = &[
-    "id", "hospital_id", "visit_id", "patient_key", "visit_date", "department_id", "doctor_id", "kind", "amount",
-    "created_at", "updated_at",
+    "id",
+    "hospital_id",
+    "visit_id",
+    "patient_key",
+    "visit_date",
+    "department_id",
+    "doctor_id",
+    "kind",
+    "amount",
+    "created_at",
+    "updated_at",
 ];
 const AGG_COLUMNS: &[&str] = &[
-    "patient_key", "hospital_id", "first_visit", "last_visit", "visits", "visit_days", "monetary",
-    "first_day_monetary", "months_with_visits", "cohort_mask",
+    "patient_key",
+    "hospital_id",
+    "first_visit",
+    "last_visit",
+    "visits",
+    "visit_days",
+    "monetary",
+    "first_day_monetary",
+    "months_with_visits",
+    "cohort_mask",
 ];
 
 /// Patients per transaction: large enough to amortise commits, small
@@ -404,7 +695,11 @@ pub async fn has_data(app: &App) -> Result<bool> {
 
 /// Fills an empty database with the demo hospital. `progress` is called
 /// after every batch with the patients written so far.
-pub async fn generate(app: &App, spec: &DemoSpec, mut progress: impl FnMut(u64)) -> Result<DemoReport> {
+pub async fn generate(
+    app: &App,
+    spec: &DemoSpec,
+    mut progress: impl FnMut(u64),
+) -> Result<DemoReport> {
     let now = app.now();
     let hid = app.hospital_id;
     let mut report = DemoReport::default();
@@ -440,8 +735,20 @@ pub async fn generate(app: &App, spec: &DemoSpec, mut progress: impl FnMut(u64))
         }
         doctor_ids.push(ids);
     }
-    bulk::insert_rows(&mut tx, "departments", &["id", "hospital_id", "name"], &dept_rows).await?;
-    bulk::insert_rows(&mut tx, "doctors", &["id", "hospital_id", "code", "name", "department_id"], &doctor_rows).await?;
+    bulk::insert_rows(
+        &mut tx,
+        "departments",
+        &["id", "hospital_id", "name"],
+        &dept_rows,
+    )
+    .await?;
+    bulk::insert_rows(
+        &mut tx,
+        "doctors",
+        &["id", "hospital_id", "code", "name", "department_id"],
+        &doctor_rows,
+    )
+    .await?;
     bulk::sync_id_sequence(&mut tx, "departments").await?;
     bulk::sync_id_sequence(&mut tx, "doctors").await?;
     let patient_base = bulk::max_id(&mut tx, "patients").await?;

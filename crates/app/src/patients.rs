@@ -1,7 +1,7 @@
 //! Registering, reading, editing and finding patients.
 
-use rapport_domain::patient::{NewPatient, Patient, PatientInput, PatientPatch, Visit};
 use rapport_domain::PatientAggregates;
+use rapport_domain::patient::{NewPatient, Patient, PatientInput, PatientPatch, Visit};
 use rapport_store::patients::{self as store};
 pub use rapport_store::patients::{DepartmentSpend, PatientQuery, PatientWithAggregates};
 use rapport_store::visits::{self as vstore, VisitQuery};
@@ -28,7 +28,9 @@ pub async fn create(app: &App, patient_id: &str, input: &PatientInput) -> Result
 /// Applies a partial update; the result is validated as a whole.
 pub async fn update(app: &App, id: i64, patch: &PatientPatch) -> Result<Patient> {
     let mut tx = app.db.begin().await?;
-    let mut p = store::lock(&mut tx, id).await?.ok_or(AppError::NotFound("patient"))?;
+    let mut p = store::lock(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("patient"))?;
     if p.hospital_id != app.hospital_id {
         return Err(AppError::NotFound("patient"));
     }
@@ -63,31 +65,60 @@ pub struct PatientView {
 pub const VIEW_VISITS: i64 = 20;
 
 pub async fn view(app: &App, id: i64) -> Result<PatientView> {
-    let PatientWithAggregates { patient, aggregates } =
-        store::get(&app.db, id).await?.filter(|p| p.patient.hospital_id == app.hospital_id).ok_or(AppError::NotFound("patient"))?;
+    let PatientWithAggregates {
+        patient,
+        aggregates,
+    } = store::get(&app.db, id)
+        .await?
+        .filter(|p| p.patient.hospital_id == app.hospital_id)
+        .ok_or(AppError::NotFound("patient"))?;
     let recent_visits = if aggregates.is_some() {
         vstore::list(
             &app.db,
-            &VisitQuery { hospital_id: app.hospital_id, patient_key: Some(id), limit: VIEW_VISITS, ..Default::default() },
+            &VisitQuery {
+                hospital_id: app.hospital_id,
+                patient_key: Some(id),
+                limit: VIEW_VISITS,
+                ..Default::default()
+            },
         )
         .await?
     } else {
         Vec::new()
     };
-    let departments = if aggregates.is_some() { store::department_spend(&app.db, id).await? } else { Vec::new() };
+    let departments = if aggregates.is_some() {
+        store::department_spend(&app.db, id).await?
+    } else {
+        Vec::new()
+    };
     let household = match &patient.fields.household {
         Some(h) => store::search(
             &app.db,
-            &PatientQuery { hospital_id: app.hospital_id, household: Some(h.clone()), limit: 50, ..Default::default() },
+            &PatientQuery {
+                hospital_id: app.hospital_id,
+                household: Some(h.clone()),
+                limit: 50,
+                ..Default::default()
+            },
         )
         .await?
         .into_iter()
         .filter(|m| m.patient.id != id)
-        .map(|m| HouseholdMember { id: m.patient.id, patient_id: m.patient.patient_id, name: m.patient.fields.name })
+        .map(|m| HouseholdMember {
+            id: m.patient.id,
+            patient_id: m.patient.patient_id,
+            name: m.patient.fields.name,
+        })
         .collect(),
         None => Vec::new(),
     };
-    Ok(PatientView { patient, aggregates, recent_visits, departments, household })
+    Ok(PatientView {
+        patient,
+        aggregates,
+        recent_visits,
+        departments,
+        household,
+    })
 }
 
 /// Most results one search returns.

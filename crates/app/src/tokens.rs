@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
-use rapport_domain::auth::Role;
 use rapport_domain::ValidationErrors;
+use rapport_domain::auth::Role;
 use rapport_store::tokens::{self as store, TokenRecord};
 use sha2::{Digest, Sha256};
 
@@ -25,7 +25,10 @@ pub struct Principal {
 pub const PREFIX: &str = "rpt_";
 
 pub fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Creates a token and returns it with its id; the plain token exists only
@@ -33,15 +36,27 @@ pub fn hash(token: &str) -> String {
 pub async fn create(app: &App, role: &str, name: &str) -> Result<(i64, String)> {
     let role = Role::from_code(role).ok_or_else(|| {
         let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-        ValidationErrors::single("role", "invalid_enum", format!("must be one of {}", all.join(", ")))
+        ValidationErrors::single(
+            "role",
+            "invalid_enum",
+            format!("must be one of {}", all.join(", ")),
+        )
     })?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ValidationErrors::single("name", "invalid_text", "must be 1 to 100 characters").into());
+        return Err(ValidationErrors::single(
+            "name",
+            "invalid_text",
+            "must be 1 to 100 characters",
+        )
+        .into());
     }
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let token = format!("{PREFIX}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let token = format!(
+        "{PREFIX}{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
     let mut tx = app.db.begin().await?;
     let id = store::insert(&mut tx, name, role.as_str(), &hash(&token), app.now()).await?;
     tx.commit().await?;
@@ -59,7 +74,9 @@ pub(crate) struct TokenCache(Arc<Mutex<HashMap<String, (Principal, Instant)>>>);
 impl TokenCache {
     fn get(&self, h: &str) -> Option<Principal> {
         let map = self.0.lock().ok()?;
-        map.get(h).filter(|(_, t)| t.elapsed() < CACHE_TTL).map(|(p, _)| p.clone())
+        map.get(h)
+            .filter(|(_, t)| t.elapsed() < CACHE_TTL)
+            .map(|(p, _)| p.clone())
     }
 
     fn put(&self, h: String, p: Principal) {
@@ -88,9 +105,17 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Option<Principal>> {
     if let Some(p) = app.token_cache.get(&h) {
         return Ok(Some(p));
     }
-    let Some(rec) = store::find_live(&app.db, &h).await? else { return Ok(None) };
-    let Some(role) = Role::from_code(&rec.role) else { return Ok(None) };
-    let p = Principal { token_id: rec.id, name: rec.name, role };
+    let Some(rec) = store::find_live(&app.db, &h).await? else {
+        return Ok(None);
+    };
+    let Some(role) = Role::from_code(&rec.role) else {
+        return Ok(None);
+    };
+    let p = Principal {
+        token_id: rec.id,
+        name: rec.name,
+        role,
+    };
     app.token_cache.put(h, p.clone());
     Ok(Some(p))
 }
@@ -104,5 +129,9 @@ pub async fn revoke(app: &App, id: i64) -> Result<()> {
     let done = store::revoke(&mut tx, id, app.now()).await?;
     tx.commit().await?;
     app.token_cache.clear();
-    if done { Ok(()) } else { Err(AppError::NotFound("token")) }
+    if done {
+        Ok(())
+    } else {
+        Err(AppError::NotFound("token"))
+    }
 }

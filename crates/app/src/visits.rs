@@ -2,19 +2,25 @@
 //! patient's aggregates in the same transaction, after locking the patient.
 
 use chrono::NaiveDate;
-use rapport_domain::patient::{Visit, VisitFields, VisitInput};
 use rapport_domain::ValidationErrors;
+use rapport_domain::patient::{Visit, VisitFields, VisitInput};
+use rapport_store::Tx;
 use rapport_store::patients as pstore;
 use rapport_store::visits::{self as store, VisitQuery};
-use rapport_store::Tx;
 
 use crate::patients::{MAX_LIMIT, Page};
 use crate::{App, AppError, Result};
 
 async fn patient_key(app: &App, tx: &mut Tx, patient_id: &str) -> Result<i64> {
-    let key = pstore::key_by_patient_id(tx, app.hospital_id, patient_id).await?.ok_or_else(|| {
-        ValidationErrors::single("patient_id", "unknown_patient", format!("no patient with id {patient_id:?}"))
-    })?;
+    let key = pstore::key_by_patient_id(tx, app.hospital_id, patient_id)
+        .await?
+        .ok_or_else(|| {
+            ValidationErrors::single(
+                "patient_id",
+                "unknown_patient",
+                format!("no patient with id {patient_id:?}"),
+            )
+        })?;
     pstore::lock(tx, key).await?;
     Ok(key)
 }
@@ -35,7 +41,9 @@ pub async fn create(app: &App, patient_id: &str, input: &VisitInput) -> Result<V
     let key = patient_key(app, &mut tx, patient_id).await?;
     let id = store::insert(&mut tx, app.hospital_id, key, &v, app.now()).await?;
     store::refresh_aggregates(&mut tx, key).await?;
-    let visit = store::get_tx(&mut tx, id).await?.ok_or(AppError::NotFound("visit"))?;
+    let visit = store::get_tx(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("visit"))?;
     tx.commit().await?;
     Ok(visit)
 }
@@ -47,9 +55,15 @@ pub async fn update(app: &App, id: i64, patient_id: &str, input: &VisitInput) ->
     let mut tx = app.db.begin().await?;
     let old_key = locked_visit(app, &mut tx, id).await?;
     // Lock in key order so two moves in opposite directions cannot deadlock.
-    let new_key = pstore::key_by_patient_id(&mut tx, app.hospital_id, patient_id).await?.ok_or_else(|| {
-        ValidationErrors::single("patient_id", "unknown_patient", format!("no patient with id {patient_id:?}"))
-    })?;
+    let new_key = pstore::key_by_patient_id(&mut tx, app.hospital_id, patient_id)
+        .await?
+        .ok_or_else(|| {
+            ValidationErrors::single(
+                "patient_id",
+                "unknown_patient",
+                format!("no patient with id {patient_id:?}"),
+            )
+        })?;
     let mut keys = [old_key, new_key];
     keys.sort_unstable();
     pstore::lock(&mut tx, keys[0]).await?;
@@ -61,7 +75,9 @@ pub async fn update(app: &App, id: i64, patient_id: &str, input: &VisitInput) ->
     if old_key != new_key {
         store::refresh_aggregates(&mut tx, old_key).await?;
     }
-    let visit = store::get_tx(&mut tx, id).await?.ok_or(AppError::NotFound("visit"))?;
+    let visit = store::get_tx(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound("visit"))?;
     tx.commit().await?;
     Ok(visit)
 }
@@ -77,7 +93,10 @@ pub async fn delete(app: &App, id: i64) -> Result<()> {
 }
 
 pub async fn get(app: &App, id: i64) -> Result<Visit> {
-    store::get(&app.db, id).await?.filter(|v| v.hospital_id == app.hospital_id).ok_or(AppError::NotFound("visit"))
+    store::get(&app.db, id)
+        .await?
+        .filter(|v| v.hospital_id == app.hospital_id)
+        .ok_or(AppError::NotFound("visit"))
 }
 
 /// Filters for listing visits.
@@ -92,19 +111,35 @@ pub struct VisitFilter {
 
 fn parse_cursor(c: &str) -> Option<(NaiveDate, i64)> {
     let (d, i) = c.split_once('_')?;
-    Some((NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?, i.parse().ok()?))
+    Some((
+        NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?,
+        i.parse().ok()?,
+    ))
 }
 
 /// Visits newest first, a page at a time.
 pub async fn list(app: &App, f: &VisitFilter) -> Result<Page<Visit>> {
     let before = match f.cursor.as_deref() {
-        Some(c) => Some(parse_cursor(c).ok_or_else(|| ValidationErrors::single("cursor", "invalid_cursor", "is not a cursor this API returned"))?),
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+            ValidationErrors::single(
+                "cursor",
+                "invalid_cursor",
+                "is not a cursor this API returned",
+            )
+        })?),
         None => None,
     };
     let want = f.limit.clamp(1, MAX_LIMIT);
     let mut items = store::list(
         &app.db,
-        &VisitQuery { hospital_id: app.hospital_id, patient_key: f.patient_key, from: f.from, to: f.to, before, limit: want + 1 },
+        &VisitQuery {
+            hospital_id: app.hospital_id,
+            patient_key: f.patient_key,
+            from: f.from,
+            to: f.to,
+            before,
+            limit: want + 1,
+        },
     )
     .await?;
     let next_cursor = if items.len() as i64 > want {

@@ -61,7 +61,9 @@ impl Role {
             Admin => true,
             Manager => !matches!(p, AdminUsers),
             Marketing => matches!(p, PatientsRead | VisitsRead | AnalyticsRead),
-            CustomerService => matches!(p, PatientsRead | PatientsWrite | PersonalData | VisitsRead),
+            CustomerService => {
+                matches!(p, PatientsRead | PatientsWrite | PersonalData | VisitsRead)
+            }
             MembershipDesk => matches!(p, PatientsRead | PatientsWrite | PersonalData | VisitsRead),
             Doctor => matches!(p, PatientsRead | PersonalData | VisitsRead | VisitsWrite),
             Analyst => matches!(p, AnalyticsRead),

@@ -151,10 +151,19 @@ pub fn check_external_id(errs: &mut ValidationErrors, field: &str, v: &str) -> b
     }
 }
 
-fn check_text(errs: &mut ValidationErrors, field: &str, v: &Option<String>, max: usize) -> Option<String> {
+fn check_text(
+    errs: &mut ValidationErrors,
+    field: &str,
+    v: &Option<String>,
+    max: usize,
+) -> Option<String> {
     let v = v.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
     if v.chars().count() > max {
-        errs.push(field, "too_long", format!("must be at most {max} characters"));
+        errs.push(
+            field,
+            "too_long",
+            format!("must be at most {max} characters"),
+        );
         return None;
     }
     if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
@@ -210,7 +219,12 @@ impl PatientFields {
         let mut out = PatientFields {
             name: check_text(&mut errs, "name", &input.name, MAX_TEXT).unwrap_or_default(),
             district: check_text(&mut errs, "district", &input.district, MAX_TEXT),
-            source_channel: check_text(&mut errs, "source_channel", &input.source_channel, MAX_TEXT),
+            source_channel: check_text(
+                &mut errs,
+                "source_channel",
+                &input.source_channel,
+                MAX_TEXT,
+            ),
             household: check_text(&mut errs, "household", &input.household, MAX_ID),
             notes: check_text(&mut errs, "notes", &input.notes, MAX_NOTES),
             ..Default::default()
@@ -218,32 +232,41 @@ impl PatientFields {
         if let Some(s) = input.sex.as_deref() {
             match Sex::parse_loose(s) {
                 Some(v) => out.sex = Some(v),
-                None => errs.push("sex", "invalid_enum", format!("must be one of {}", Sex::expected())),
+                None => errs.push(
+                    "sex",
+                    "invalid_enum",
+                    format!("must be one of {}", Sex::expected()),
+                ),
             }
         }
-        let date_field = |errs: &mut ValidationErrors, field: &str, v: &Option<String>| -> Option<NaiveDate> {
-            let s = v.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
-            match parse_date(s) {
-                Some(d) if d > today => {
-                    errs.push(field, "date_in_future", "must not be in the future");
-                    None
+        let date_field =
+            |errs: &mut ValidationErrors, field: &str, v: &Option<String>| -> Option<NaiveDate> {
+                let s = v.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
+                match parse_date(s) {
+                    Some(d) if d > today => {
+                        errs.push(field, "date_in_future", "must not be in the future");
+                        None
+                    }
+                    Some(d) if d < earliest_date() => {
+                        errs.push(field, "date_out_of_range", "must not be before 1900-01-01");
+                        None
+                    }
+                    Some(d) => Some(d),
+                    None => {
+                        errs.push(field, "invalid_date", "must be a real date as YYYY-MM-DD");
+                        None
+                    }
                 }
-                Some(d) if d < earliest_date() => {
-                    errs.push(field, "date_out_of_range", "must not be before 1900-01-01");
-                    None
-                }
-                Some(d) => Some(d),
-                None => {
-                    errs.push(field, "invalid_date", "must be a real date as YYYY-MM-DD");
-                    None
-                }
-            }
-        };
+            };
         out.birth_date = date_field(&mut errs, "birth_date", &input.birth_date);
         out.registered_on = date_field(&mut errs, "registered_on", &input.registered_on);
         if let Some(y) = input.birth_year {
             if y < 1900 || y > today.year() {
-                errs.push("birth_year", "out_of_range", format!("must be between 1900 and {}", today.year()));
+                errs.push(
+                    "birth_year",
+                    "out_of_range",
+                    format!("must be between 1900 and {}", today.year()),
+                );
             } else {
                 out.birth_year = Some(y);
             }
@@ -259,7 +282,11 @@ impl PatientFields {
         if let Some(p) = input.phone.as_deref().filter(|s| !s.trim().is_empty()) {
             match normalize_phone(p) {
                 Some(v) => out.phone = Some(v),
-                None => errs.push("phone", "invalid_phone", "must be 5 to 20 digits, optionally with a leading +"),
+                None => errs.push(
+                    "phone",
+                    "invalid_phone",
+                    "must be 5 to 20 digits, optionally with a leading +",
+                ),
             }
         }
         if let Some(e) = input.email.as_deref().filter(|s| !s.trim().is_empty()) {
@@ -271,13 +298,25 @@ impl PatientFields {
         if let Some(c) = input.preferred_channel.as_deref().filter(|s| !s.is_empty()) {
             match Channel::from_code(c) {
                 Some(v) => out.preferred_channel = Some(v),
-                None => errs.push("preferred_channel", "invalid_enum", format!("must be one of {}", Channel::expected())),
+                None => errs.push(
+                    "preferred_channel",
+                    "invalid_enum",
+                    format!("must be one of {}", Channel::expected()),
+                ),
             }
         }
-        if let Some(l) = input.preferred_language.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(l) = input
+            .preferred_language
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
             match Language::from_code(l) {
                 Some(v) => out.preferred_language = Some(v),
-                None => errs.push("preferred_language", "invalid_enum", format!("must be one of {}", Language::expected())),
+                None => errs.push(
+                    "preferred_language",
+                    "invalid_enum",
+                    format!("must be one of {}", Language::expected()),
+                ),
             }
         }
         if let Some(tags) = &input.tags {
@@ -285,7 +324,11 @@ impl PatientFields {
             for (i, t) in tags.iter().enumerate() {
                 let t = t.trim();
                 if t.is_empty() || t.chars().count() > 50 || t.chars().any(char::is_control) {
-                    errs.push(&format!("tags[{i}]"), "invalid_tag", "must be 1 to 50 characters");
+                    errs.push(
+                        &format!("tags[{i}]"),
+                        "invalid_tag",
+                        "must be 1 to 50 characters",
+                    );
                 } else if seen.insert(t.to_string()) {
                     out.tags.push(t.to_string());
                 }
@@ -306,7 +349,11 @@ pub struct NewPatient {
 }
 
 impl NewPatient {
-    pub fn parse(patient_id: &str, input: &PatientInput, today: NaiveDate) -> Result<Self, ValidationErrors> {
+    pub fn parse(
+        patient_id: &str,
+        input: &PatientInput,
+        today: NaiveDate,
+    ) -> Result<Self, ValidationErrors> {
         let mut errs = ValidationErrors::default();
         check_external_id(&mut errs, "patient_id", patient_id);
         let fields = match PatientFields::parse(input, today) {
@@ -349,7 +396,11 @@ pub struct PatientPatch {
 impl PatientPatch {
     /// Applies the patch to the current fields (as strings) and re-parses
     /// the whole record, so a patch can never produce an invalid patient.
-    pub fn apply(&self, current: &PatientFields, today: NaiveDate) -> Result<PatientFields, ValidationErrors> {
+    pub fn apply(
+        &self,
+        current: &PatientFields,
+        today: NaiveDate,
+    ) -> Result<PatientFields, ValidationErrors> {
         let mut input = PatientInput {
             name: Some(current.name.clone()),
             sex: current.sex.map(|s| s.as_str().to_string()),
@@ -369,8 +420,21 @@ impl PatientPatch {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { input.$f = v.clone(); } )* };
         }
-        set!(name, sex, birth_date, phone, email, district, source_channel, registered_on,
-             preferred_channel, preferred_language, household, tags, notes);
+        set!(
+            name,
+            sex,
+            birth_date,
+            phone,
+            email,
+            district,
+            source_channel,
+            registered_on,
+            preferred_channel,
+            preferred_language,
+            household,
+            tags,
+            notes
+        );
         if let Some(v) = self.birth_year {
             input.birth_year = v;
         } else if matches!(self.birth_date, Some(Some(_))) {
@@ -422,25 +486,46 @@ impl VisitFields {
                 None
             }
             None => {
-                errs.push("visit_date", "invalid_date", "must be a real date as YYYY-MM-DD");
+                errs.push(
+                    "visit_date",
+                    "invalid_date",
+                    "must be a real date as YYYY-MM-DD",
+                );
                 None
             }
             Some(d) if d < earliest_date() => {
-                errs.push("visit_date", "date_out_of_range", "must not be before 1900-01-01");
+                errs.push(
+                    "visit_date",
+                    "date_out_of_range",
+                    "must not be before 1900-01-01",
+                );
                 None
             }
             Some(d) if d > today + chrono::Days::new(MAX_DAYS_AHEAD) => {
-                errs.push("visit_date", "date_out_of_range", "must not be more than a year ahead");
+                errs.push(
+                    "visit_date",
+                    "date_out_of_range",
+                    "must not be more than a year ahead",
+                );
                 None
             }
             Some(d) => Some(d),
         };
-        let kind = match input.kind.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let kind = match input
+            .kind
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             None => Some(VisitKind::Outpatient),
             Some(k) => {
                 let k = VisitKind::from_code(&k.to_ascii_lowercase());
                 if k.is_none() {
-                    errs.push("kind", "invalid_enum", format!("must be one of {}", VisitKind::expected()));
+                    errs.push(
+                        "kind",
+                        "invalid_enum",
+                        format!("must be one of {}", VisitKind::expected()),
+                    );
                 }
                 k
             }
@@ -460,13 +545,21 @@ impl VisitFields {
                 None
             }
             Err(MoneyError::Malformed) => {
-                errs.push("amount", "invalid_amount", "must be a decimal with at most two places");
+                errs.push(
+                    "amount",
+                    "invalid_amount",
+                    "must be a decimal with at most two places",
+                );
                 None
             }
         };
         let department = check_text(&mut errs, "department", &input.department, MAX_TEXT);
         let doctor_name = check_text(&mut errs, "doctor_name", &input.doctor_name, MAX_TEXT);
-        let doctor_id = input.doctor_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let doctor_id = input
+            .doctor_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
         if let Some(d) = doctor_id {
             check_external_id(&mut errs, "doctor_id", d);
         }
@@ -506,11 +599,20 @@ mod tests {
 
     #[test]
     fn phones_and_emails_normalised() {
-        assert_eq!(normalize_phone("138-1234 5678").as_deref(), Some("13812345678"));
-        assert_eq!(normalize_phone("+34 (91) 123 4567").as_deref(), Some("+34911234567"));
+        assert_eq!(
+            normalize_phone("138-1234 5678").as_deref(),
+            Some("13812345678")
+        );
+        assert_eq!(
+            normalize_phone("+34 (91) 123 4567").as_deref(),
+            Some("+34911234567")
+        );
         assert_eq!(normalize_phone("12ab"), None);
         assert_eq!(normalize_phone("1+2345678"), None);
-        assert_eq!(normalize_email(" Li.Na@Example.COM ").as_deref(), Some("Li.Na@example.com"));
+        assert_eq!(
+            normalize_email(" Li.Na@Example.COM ").as_deref(),
+            Some("Li.Na@example.com")
+        );
         assert_eq!(normalize_email("no-at-sign"), None);
         assert_eq!(normalize_email("a@b"), None);
     }
@@ -527,7 +629,17 @@ mod tests {
         };
         let errs = NewPatient::parse("", &input, today()).unwrap_err();
         let fields: Vec<&str> = errs.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["patient_id", "sex", "birth_date", "phone", "email", "preferred_language"]);
+        assert_eq!(
+            fields,
+            [
+                "patient_id",
+                "sex",
+                "birth_date",
+                "phone",
+                "email",
+                "preferred_language"
+            ]
+        );
     }
 
     #[test]
@@ -548,18 +660,32 @@ mod tests {
     fn patch_clears_and_sets_and_revalidates() {
         let current = NewPatient::parse(
             "H1",
-            &PatientInput { name: Some("Ana".into()), phone: Some("13800000000".into()), ..Default::default() },
+            &PatientInput {
+                name: Some("Ana".into()),
+                phone: Some("13800000000".into()),
+                ..Default::default()
+            },
             today(),
         )
         .unwrap()
         .fields;
-        let patch = PatientPatch { phone: Some(None), email: Some(Some("ana@example.es".into())), ..Default::default() };
+        let patch = PatientPatch {
+            phone: Some(None),
+            email: Some(Some("ana@example.es".into())),
+            ..Default::default()
+        };
         let f = patch.apply(&current, today()).unwrap();
         assert_eq!(f.phone, None);
         assert_eq!(f.email.as_deref(), Some("ana@example.es"));
         assert_eq!(f.name, "Ana");
-        let bad = PatientPatch { email: Some(Some("nope".into())), ..Default::default() };
-        assert_eq!(bad.apply(&current, today()).unwrap_err().0[0].field, "email");
+        let bad = PatientPatch {
+            email: Some(Some("nope".into())),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.apply(&current, today()).unwrap_err().0[0].field,
+            "email"
+        );
     }
 
     #[test]
@@ -573,9 +699,21 @@ mod tests {
         };
         let errs = VisitFields::parse(&input, today()).unwrap_err();
         let codes: Vec<(&str, &str)> = errs.0.iter().map(|e| (e.field.as_str(), e.code)).collect();
-        assert_eq!(codes, [("visit_date", "invalid_date"), ("kind", "invalid_enum"), ("amount", "negative_amount")]);
+        assert_eq!(
+            codes,
+            [
+                ("visit_date", "invalid_date"),
+                ("kind", "invalid_enum"),
+                ("amount", "negative_amount")
+            ]
+        );
         let ok = VisitFields::parse(
-            &VisitInput { visit_id: "V1".into(), visit_date: "20260101".into(), amount: "88.8".into(), ..Default::default() },
+            &VisitInput {
+                visit_id: "V1".into(),
+                visit_date: "20260101".into(),
+                amount: "88.8".into(),
+                ..Default::default()
+            },
             today(),
         )
         .unwrap();

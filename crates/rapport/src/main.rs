@@ -14,10 +14,19 @@ use rapport_app::demo::{self, DemoSpec};
 use rapport_app::{App, Db, Options};
 
 #[derive(Parser)]
-#[command(name = "rapport", version, about = "Patient relationships and membership for hospitals")]
+#[command(
+    name = "rapport",
+    version,
+    about = "Patient relationships and membership for hospitals"
+)]
 struct Cli {
     /// Where the embedded SQLite database and other local files live.
-    #[arg(long, global = true, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "RAPPORT_DATA_DIR",
+        default_value = "./rapport-data"
+    )]
     data_dir: PathBuf,
     /// `postgres://…` for PostgreSQL, `sqlite://PATH` for an explicit SQLite
     /// file. Overrides --data-dir.
@@ -82,7 +91,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     tracing_subscriber::fmt()
@@ -93,7 +106,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -110,9 +126,13 @@ fn main() -> ExitCode {
 }
 
 async fn open(cli: &Cli) -> Result<App> {
-    let db = Db::open(cli.database_url.as_deref(), &cli.data_dir, &Options::default())
-        .await
-        .context("cannot open the database")?;
+    let db = Db::open(
+        cli.database_url.as_deref(),
+        &cli.data_dir,
+        &Options::default(),
+    )
+    .await
+    .context("cannot open the database")?;
     Ok(App::new(db))
 }
 
@@ -123,12 +143,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             serve(app.clone(), *bind).await?;
             ExitCode::SUCCESS
         }
-        Command::Demo { patients, seed, no_serve, bind, end_date } => {
+        Command::Demo {
+            patients,
+            seed,
+            no_serve,
+            bind,
+            end_date,
+        } => {
             run_demo(&app, *patients, *seed, *end_date).await?;
             if !no_serve {
                 let (_, token) = rapport_app::tokens::create(&app, "admin", "demo").await?;
                 println!("Log in to the API with the admin token:\n  {token}");
-                println!("  curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/patients/1");
+                println!(
+                    "  curl -H 'Authorization: Bearer {token}' http://{bind}/api/v1/patients/1"
+                );
                 serve(app.clone(), *bind).await?;
             }
             ExitCode::SUCCESS
@@ -141,9 +169,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 async fn serve(app: App, bind: SocketAddr) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
-    println!("Rapport is serving on http://{addr}  (API: http://{addr}/api/v1, OpenAPI: /api/v1/openapi.json)");
+    println!(
+        "Rapport is serving on http://{addr}  (API: http://{addr}/api/v1, OpenAPI: /api/v1/openapi.json)"
+    );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -151,12 +183,22 @@ async fn serve(app: App, bind: SocketAddr) -> Result<()> {
     Ok(())
 }
 
-async fn run_demo(app: &App, patients: u64, seed: u64, end_date: Option<chrono::NaiveDate>) -> Result<()> {
+async fn run_demo(
+    app: &App,
+    patients: u64,
+    seed: u64,
+    end_date: Option<chrono::NaiveDate>,
+) -> Result<()> {
     if demo::has_data(app).await? {
         println!("The database already holds patients; the demo leaves them as they are.");
         return Ok(());
     }
-    let spec = DemoSpec { patients, seed, end: end_date.unwrap_or_else(|| app.today()), years: 5 };
+    let spec = DemoSpec {
+        patients,
+        seed,
+        end: end_date.unwrap_or_else(|| app.today()),
+        years: 5,
+    };
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let report = demo::generate(app, &spec, |done| {
@@ -204,23 +246,35 @@ async fn check(app: &App, json: bool) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn token(app: &App, cmd: &TokenCommand) -> Result<ExitCode> {
     match cmd {
-        TokenCommand::Create { role, name } => match rapport_app::tokens::create(app, role, name).await {
-            Ok((_, token)) => println!("{token}"),
-            Err(rapport_app::AppError::Validation(v)) => {
-                eprintln!("error: {}", v.summary());
-                return Ok(ExitCode::from(2));
+        TokenCommand::Create { role, name } => {
+            match rapport_app::tokens::create(app, role, name).await {
+                Ok((_, token)) => println!("{token}"),
+                Err(rapport_app::AppError::Validation(v)) => {
+                    eprintln!("error: {}", v.summary());
+                    return Ok(ExitCode::from(2));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
-        },
+        }
         TokenCommand::List => {
             for t in rapport_app::tokens::list(app).await? {
-                let state = t.revoked_at.map(|r| format!("revoked {r}")).unwrap_or_else(|| "live".into());
-                println!("{}\t{}\t{}\t{}\t{}", t.id, t.role, t.name, t.created_at, state);
+                let state = t
+                    .revoked_at
+                    .map(|r| format!("revoked {r}"))
+                    .unwrap_or_else(|| "live".into());
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    t.id, t.role, t.name, t.created_at, state
+                );
             }
         }
         TokenCommand::Revoke { id } => {

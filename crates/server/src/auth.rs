@@ -20,7 +20,11 @@ use crate::error::ApiError;
 /// document.
 pub const PERMISSION_EXTENSION: &str = "x-permission";
 
-async fn require(State((app, perm)): State<(App, Permission)>, req: Request, next: Next) -> Response {
+async fn require(
+    State((app, perm)): State<(App, Permission)>,
+    req: Request,
+    next: Next,
+) -> Response {
     check(app, Some(perm), req, next).await
 }
 
@@ -34,9 +38,14 @@ async fn check(app: App, perm: Option<Permission>, mut req: Request, next: Next)
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
-    let Some(token) = token else { return ApiError::unauthenticated().into_response() };
+    let Some(token) = token else {
+        return ApiError::unauthenticated().into_response();
+    };
     let principal = match tokens::authenticate(&app, token).await {
         Ok(Some(p)) => p,
         Ok(None) => return ApiError::unauthenticated().into_response(),
@@ -52,14 +61,30 @@ async fn check(app: App, perm: Option<Permission>, mut req: Request, next: Next)
 }
 
 /// Guards the routes with `perm` and documents it.
-pub fn guarded(app: &App, perm: Permission, routes: UtoipaMethodRouter<App>) -> UtoipaMethodRouter<App> {
+pub fn guarded(
+    app: &App,
+    perm: Permission,
+    routes: UtoipaMethodRouter<App>,
+) -> UtoipaMethodRouter<App> {
     let (schemas, mut paths, method_router) = routes;
     for item in paths.paths.values_mut() {
-        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
         for op in ops.into_iter().flatten() {
             let ext = op.extensions.get_or_insert_with(Default::default);
-            ext.insert(PERMISSION_EXTENSION.to_string(), serde_json::Value::String(perm.as_str().to_string()));
-            op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+            ext.insert(
+                PERMISSION_EXTENSION.to_string(),
+                serde_json::Value::String(perm.as_str().to_string()),
+            );
+            op.security = Some(vec![SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            )]);
         }
     }
     let layer = middleware::from_fn_with_state((app.clone(), perm), require);

@@ -55,20 +55,40 @@ impl ApiError {
     }
 
     pub fn unauthenticated() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "a valid bearer token is required")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid bearer token is required",
+        )
     }
 
     pub fn forbidden(permission: &str) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", format!("this role lacks the permission {permission}"))
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this role lacks the permission {permission}"),
+        )
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the request has invalid fields");
-        e.1.errors.push(FieldError { field: field.to_string(), code, message: message.into() });
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "the request has invalid fields",
+        );
+        e.1.errors.push(FieldError {
+            field: field.to_string(),
+            code,
+            message: message.into(),
+        });
         e
     }
 }
@@ -76,9 +96,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.0, axum::Json(self.1)).into_response();
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if self.0 == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }
@@ -88,16 +112,28 @@ impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         match e {
             AppError::Validation(v) => {
-                let mut a = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", v.summary());
+                let mut a = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    v.summary(),
+                );
                 a.1.errors = v.0;
                 a
             }
             AppError::NotFound(what) => ApiError::not_found(what),
-            AppError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
-            AppError::Forbidden => ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not permitted"),
+            AppError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            AppError::Forbidden => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not permitted")
+            }
             AppError::Store(e) => {
                 tracing::error!(error = %e, "store error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an internal error occurred; it has been logged",
+                )
             }
         }
     }

@@ -35,19 +35,50 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is too large")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the body is too large",
+                )
             } else {
                 ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.body_text())
             }
         })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {e}"),
+            )
+        })?;
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(v) => Ok(ApiJson(v)),
             Err(e) => {
                 let path = e.path().to_string();
-                let field = if path == "." { "body".to_string() } else { path };
-                let mut err = ApiError::invalid(&field, "invalid_type", e.inner().to_string());
+                let msg = e.inner().to_string();
+                // serde reports a missing field at the parent's path (an
+                // unknown one at its own); name the field itself.
+                let named = |prefix: &str| {
+                    msg.strip_prefix(prefix)
+                        .and_then(|r| r.split('`').next())
+                        .map(|f| {
+                            if path == "." {
+                                f.to_string()
+                            } else {
+                                format!("{path}.{f}")
+                            }
+                        })
+                };
+                let (field, code) = if let Some(f) = named("missing field `") {
+                    (f, "required")
+                } else if msg.starts_with("unknown field `") {
+                    (path.clone(), "unknown_field")
+                } else if path == "." {
+                    ("body".to_string(), "invalid_type")
+                } else {
+                    (path.clone(), "invalid_type")
+                };
+                let mut err = ApiError::invalid(&field, code, msg);
                 err.1.code = "invalid_body".into();
                 err.1.detail = Some(format!("{field}: {}", e.inner()));
                 Err(err)
@@ -63,11 +94,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state).await.map(|q| ApiQuery(q.0)).map_err(|e| {
-            let mut err = ApiError::invalid("query", "invalid_query", e.body_text());
-            err.1.code = "invalid_query".into();
-            err
-        })
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| {
+                let mut err = ApiError::invalid("query", "invalid_query", e.body_text());
+                err.1.code = "invalid_query".into();
+                err
+            })
     }
 }
 

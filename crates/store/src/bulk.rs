@@ -83,7 +83,12 @@ fn statement(table: &str, columns: &[&str], rows: usize) -> String {
 }
 
 /// Inserts `rows` (each with one value per column) into `table`.
-pub async fn insert_rows(tx: &mut Tx, table: &str, columns: &[&str], rows: &[Vec<Value>]) -> Result<u64> {
+pub async fn insert_rows(
+    tx: &mut Tx,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<Value>],
+) -> Result<u64> {
     let per = (MAX_PARAMS / columns.len()).clamp(1, 1000);
     let mut done = 0;
     let full_sql = statement(table, columns, per);
@@ -117,7 +122,8 @@ pub async fn insert_rows(tx: &mut Tx, table: &str, columns: &[&str], rows: &[Vec
 /// The largest id in `table` (0 when empty).
 pub async fn max_id(tx: &mut Tx, table: &str) -> Result<i64> {
     let sql = format!("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM {table}");
-    let r: (i64,) = on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(&*sql)).fetch_one(&mut *c).await?);
+    let r: (i64,) =
+        on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(&*sql)).fetch_one(&mut *c).await?);
     Ok(r.0)
 }
 
@@ -128,7 +134,9 @@ pub async fn sync_id_sequence(tx: &mut Tx, table: &str) -> Result<()> {
         let sql = format!(
             "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT COALESCE(MAX(id), 0) FROM {table}), 1))"
         );
-        sqlx::query(sqlx::AssertSqlSafe(&*sql)).execute(&mut **t).await?;
+        sqlx::query(sqlx::AssertSqlSafe(&*sql))
+            .execute(&mut **t)
+            .await?;
     }
     Ok(())
 }

@@ -34,11 +34,17 @@ pub async fn aggregates(db: &Db) -> Result<(u64, Vec<AggregateMismatch>)> {
     });
     let mut mismatches = Vec::new();
     let mut patients = 0u64;
-    let mut flush = |key: i64, visits: &mut Vec<(chrono::NaiveDate, i64)>, stored: &mut HashMap<i64, PatientAggregates>| {
+    let mut flush = |key: i64,
+                     visits: &mut Vec<(chrono::NaiveDate, i64)>,
+                     stored: &mut HashMap<i64, PatientAggregates>| {
         let recomputed = Some(PatientAggregates::from_sorted(visits));
         let have = stored.remove(&key);
         if have != recomputed {
-            mismatches.push(AggregateMismatch { patient_key: key, stored: have, recomputed });
+            mismatches.push(AggregateMismatch {
+                patient_key: key,
+                stored: have,
+                recomputed,
+            });
         }
         visits.clear();
     };
@@ -64,7 +70,11 @@ pub async fn aggregates(db: &Db) -> Result<(u64, Vec<AggregateMismatch>)> {
         }
     });
     for (key, a) in stored {
-        mismatches.push(AggregateMismatch { patient_key: key, stored: Some(a), recomputed: None });
+        mismatches.push(AggregateMismatch {
+            patient_key: key,
+            stored: Some(a),
+            recomputed: None,
+        });
     }
     mismatches.sort_by_key(|m| m.patient_key);
     Ok((patients, mismatches))

@@ -30,7 +30,10 @@ pub enum Engine {
 pub enum Db {
     /// `write` has exactly one connection: SQLite has one writer, and
     /// queueing writers in the pool is cheaper than retrying on `BUSY`.
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -78,7 +81,9 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(2);
         Options {
             max_connections: (cpus * 4).clamp(4, 32),
         }
@@ -89,13 +94,19 @@ impl Db {
     /// Opens the database named by `url` (`postgres://…`, `sqlite://PATH`),
     /// or `rapport.db` under `data_dir` when there is no URL, and applies
     /// any missing migrations.
-    pub async fn open(url: Option<&str>, data_dir: &Path, opts: &Options) -> Result<Db, StoreError> {
+    pub async fn open(
+        url: Option<&str>,
+        data_dir: &Path,
+        opts: &Options,
+    ) -> Result<Db, StoreError> {
         let db = match url {
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
                 Self::open_postgres(u, opts).await?
             }
             Some(u) if u.starts_with("sqlite:") => {
-                let path = u.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let path = u
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
                 Self::open_sqlite(Path::new(path), opts).await?
             }
             Some(u) => {
@@ -105,7 +116,10 @@ impl Db {
             }
             None => {
                 std::fs::create_dir_all(data_dir).map_err(|e| {
-                    StoreError::Config(format!("cannot create data directory {}: {e}", data_dir.display()))
+                    StoreError::Config(format!(
+                        "cannot create data directory {}: {e}",
+                        data_dir.display()
+                    ))
                 })?;
                 Self::open_sqlite(&data_dir.join("rapport.db"), opts).await?
             }
@@ -116,8 +130,9 @@ impl Db {
 
     async fn open_sqlite(path: &Path, opts: &Options) -> Result<Db, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Config(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         let base = SqliteConnectOptions::new()
             .filename(path)

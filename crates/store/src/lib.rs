@@ -7,8 +7,8 @@
 
 pub mod bulk;
 pub mod check;
-pub mod hospitals;
 mod db;
+pub mod hospitals;
 pub mod migrate;
 pub mod patients;
 mod row;

@@ -47,7 +47,9 @@ pub async fn run(db: &Db) -> Result<(), StoreError> {
     // Serialise concurrent starts of several instances on one PostgreSQL;
     // on SQLite `BEGIN IMMEDIATE` already does.
     if let Tx::Postgres(t) = &mut tx {
-        sqlx::query("SELECT pg_advisory_xact_lock(7273017)").execute(&mut **t).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7273017)")
+            .execute(&mut **t)
+            .await?;
     }
     on_tx!(&mut tx, c => sqlx::raw_sql(CREATE_TABLE).execute(&mut *c).await.map(|_| ()))?;
     let applied: Vec<(i64, String)> = on_tx!(&mut tx, c => {

@@ -1,8 +1,8 @@
 //! Patients: insert, read, update, search.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rapport_domain::patient::{Channel, Language, NewPatient, Patient, PatientFields, Sex};
 use rapport_domain::PatientAggregates;
+use rapport_domain::patient::{Channel, Language, NewPatient, Patient, PatientFields, Sex};
 
 use crate::{AnyRow, Db, Engine, Result, StoreError, Tx, on_read, on_tx};
 
@@ -28,7 +28,9 @@ pub(crate) fn patient_from_row(r: &impl AnyRow) -> Result<Patient> {
         patient_id: r.col("patient_id")?,
         fields: PatientFields {
             name: r.col("name")?,
-            sex: sex.map(|s| Sex::from_code(&s).ok_or_else(|| corrupt("sex", &s))).transpose()?,
+            sex: sex
+                .map(|s| Sex::from_code(&s).ok_or_else(|| corrupt("sex", &s)))
+                .transpose()?,
             birth_date: r.col("birth_date")?,
             birth_year: r.col("birth_year")?,
             phone: r.col("phone")?,
@@ -53,7 +55,9 @@ pub(crate) fn patient_from_row(r: &impl AnyRow) -> Result<Patient> {
 
 pub(crate) fn aggregates_from_row(r: &impl AnyRow) -> Result<Option<PatientAggregates>> {
     let first: Option<NaiveDate> = r.col("first_visit")?;
-    let Some(first_visit) = first else { return Ok(None) };
+    let Some(first_visit) = first else {
+        return Ok(None);
+    };
     Ok(Some(PatientAggregates {
         first_visit,
         last_visit: r.col("last_visit")?,
@@ -71,7 +75,12 @@ fn tags_json(f: &PatientFields) -> String {
 }
 
 /// Inserts a patient; `Conflict("patient")` when the hospital id exists.
-pub async fn insert(tx: &mut Tx, hospital_id: i64, p: &NewPatient, now: DateTime<Utc>) -> Result<i64> {
+pub async fn insert(
+    tx: &mut Tx,
+    hospital_id: i64,
+    p: &NewPatient,
+    now: DateTime<Utc>,
+) -> Result<i64> {
     let f = &p.fields;
     let sql = "INSERT INTO patients (hospital_id, patient_id, name, sex, birth_date, birth_year, phone, email, \
                district, source_channel, registered_on, preferred_channel, preferred_language, household, tags, \
@@ -149,7 +158,11 @@ pub async fn lock(tx: &mut Tx, id: i64) -> Result<Option<Patient>> {
 }
 
 /// The platform id of a patient by the hospital's id, inside a transaction.
-pub async fn key_by_patient_id(tx: &mut Tx, hospital_id: i64, patient_id: &str) -> Result<Option<i64>> {
+pub async fn key_by_patient_id(
+    tx: &mut Tx,
+    hospital_id: i64,
+    patient_id: &str,
+) -> Result<Option<i64>> {
     let sql = "SELECT id FROM patients WHERE hospital_id = $1 AND patient_id = $2";
     let r: Option<(i64,)> = on_tx!(tx, c => sqlx::query_as(sql).bind(hospital_id).bind(patient_id).fetch_optional(&mut *c).await?);
     Ok(r.map(|r| r.0))
@@ -227,14 +240,21 @@ pub async fn search(db: &Db, q: &PatientQuery) -> Result<Vec<PatientWithAggregat
         conds.push(name_range.replace("$N", &n).replace("$M", &m));
     }
     if let Some(phone) = q.phone.as_deref() {
-        let v = rapport_domain::patient::normalize_phone(phone).unwrap_or_else(|| phone.to_string());
+        let v =
+            rapport_domain::patient::normalize_phone(phone).unwrap_or_else(|| phone.to_string());
         conds.push(format!("p.phone = {}", param(&mut binds, v)));
     }
     if let Some(pid) = q.patient_id.as_deref() {
-        conds.push(format!("p.patient_id = {}", param(&mut binds, pid.to_string())));
+        conds.push(format!(
+            "p.patient_id = {}",
+            param(&mut binds, pid.to_string())
+        ));
     }
     if let Some(h) = q.household.as_deref() {
-        conds.push(format!("p.household = {}", param(&mut binds, h.to_string())));
+        conds.push(format!(
+            "p.household = {}",
+            param(&mut binds, h.to_string())
+        ));
     }
     let after_param = binds.len() + 2;
     let limit_param = binds.len() + 3;
@@ -281,6 +301,7 @@ pub async fn department_spend(db: &Db, patient_key: i64) -> Result<Vec<Departmen
 
 /// Number of patients (all hospitals).
 pub async fn count(db: &Db) -> Result<i64> {
-    let r: (i64,) = on_read!(db, p => sqlx::query_as("SELECT COUNT(*) FROM patients").fetch_one(p).await?);
+    let r: (i64,) =
+        on_read!(db, p => sqlx::query_as("SELECT COUNT(*) FROM patients").fetch_one(p).await?);
     Ok(r.0)
 }

@@ -24,7 +24,13 @@ fn from_row(r: &impl AnyRow) -> Result<TokenRecord> {
     })
 }
 
-pub async fn insert(tx: &mut Tx, name: &str, role: &str, token_hash: &str, now: DateTime<Utc>) -> Result<i64> {
+pub async fn insert(
+    tx: &mut Tx,
+    name: &str,
+    role: &str,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<i64> {
     let r: (i64,) = on_tx!(tx, c => sqlx::query_as(
         "INSERT INTO api_tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
         .bind(name).bind(role).bind(token_hash).bind(now).fetch_one(&mut *c).await?);

@@ -25,7 +25,8 @@ fn visit_from_row(r: &impl AnyRow) -> Result<Visit> {
         department: r.col("department")?,
         doctor_id: r.col("doctor_code")?,
         doctor_name: r.col("doctor_name")?,
-        kind: VisitKind::from_code(&kind).ok_or_else(|| StoreError::Corrupt(format!("visit kind {kind:?}")))?,
+        kind: VisitKind::from_code(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("visit kind {kind:?}")))?,
         amount: Money(r.col("amount")?),
         created_at: r.col("created_at")?,
         updated_at: r.col("updated_at")?,
@@ -65,7 +66,11 @@ pub async fn doctor_id(
     Ok(r.0)
 }
 
-async fn resolve_refs(tx: &mut Tx, hospital_id: i64, v: &VisitFields) -> Result<(Option<i64>, Option<i64>)> {
+async fn resolve_refs(
+    tx: &mut Tx,
+    hospital_id: i64,
+    v: &VisitFields,
+) -> Result<(Option<i64>, Option<i64>)> {
     let dept = match &v.department {
         Some(d) => Some(department_id(tx, hospital_id, d).await?),
         None => None,
@@ -79,7 +84,13 @@ async fn resolve_refs(tx: &mut Tx, hospital_id: i64, v: &VisitFields) -> Result<
 
 /// Inserts a visit; the caller refreshes the patient's aggregates in the
 /// same transaction (see [`refresh_aggregates`]).
-pub async fn insert(tx: &mut Tx, hospital_id: i64, patient_key: i64, v: &VisitFields, now: DateTime<Utc>) -> Result<i64> {
+pub async fn insert(
+    tx: &mut Tx,
+    hospital_id: i64,
+    patient_key: i64,
+    v: &VisitFields,
+    now: DateTime<Utc>,
+) -> Result<i64> {
     let (dept, doctor) = resolve_refs(tx, hospital_id, v).await?;
     let sql = "INSERT INTO visits (hospital_id, visit_id, patient_key, visit_date, department_id, doctor_id, kind, \
                amount, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id";
@@ -100,10 +111,17 @@ pub async fn insert(tx: &mut Tx, hospital_id: i64, patient_key: i64, v: &VisitFi
 }
 
 /// Rewrites a visit (possibly moving it to another patient).
-pub async fn update(tx: &mut Tx, id: i64, patient_key: i64, v: &VisitFields, now: DateTime<Utc>) -> Result<()> {
-    let hospital_id: (i64,) = on_tx!(tx, c => sqlx::query_as("SELECT hospital_id FROM visits WHERE id = $1")
+pub async fn update(
+    tx: &mut Tx,
+    id: i64,
+    patient_key: i64,
+    v: &VisitFields,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let hospital_id: (i64,) =
+        on_tx!(tx, c => sqlx::query_as("SELECT hospital_id FROM visits WHERE id = $1")
         .bind(id).fetch_optional(&mut *c).await?)
-    .ok_or(StoreError::NotFound("visit"))?;
+        .ok_or(StoreError::NotFound("visit"))?;
     let (dept, doctor) = resolve_refs(tx, hospital_id.0, v).await?;
     let sql = "UPDATE visits SET visit_id = $2, patient_key = $3, visit_date = $4, department_id = $5, doctor_id = $6, \
                kind = $7, amount = $8, updated_at = $9 WHERE id = $1";
@@ -177,7 +195,9 @@ pub async fn list(db: &Db, q: &VisitQuery) -> Result<Vec<Visit>> {
     }
     if q.before.is_some() {
         let (d, i) = (next(), next());
-        conds.push(format!("(v.visit_date < {d} OR (v.visit_date = {d} AND v.id < {i}))"));
+        conds.push(format!(
+            "(v.visit_date < {d} OR (v.visit_date = {d} AND v.id < {i}))"
+        ));
     }
     let limit = next();
     let sql = format!(
@@ -198,11 +218,18 @@ pub async fn list(db: &Db, q: &VisitQuery) -> Result<Vec<Visit>> {
 /// Recomputes a patient's aggregates from their visits and stores them (or
 /// removes them when no visit is left). Call it in the transaction that
 /// changed the visits, after locking the patient (`patients::lock`).
-pub async fn refresh_aggregates(tx: &mut Tx, patient_key: i64) -> Result<Option<PatientAggregates>> {
+pub async fn refresh_aggregates(
+    tx: &mut Tx,
+    patient_key: i64,
+) -> Result<Option<PatientAggregates>> {
     let rows: Vec<(NaiveDate, i64)> = on_tx!(tx, c => sqlx::query_as(
         "SELECT visit_date, amount FROM visits WHERE patient_key = $1 ORDER BY visit_date")
         .bind(patient_key).fetch_all(&mut *c).await?);
-    let agg = if rows.is_empty() { None } else { Some(PatientAggregates::from_sorted(&rows)) };
+    let agg = if rows.is_empty() {
+        None
+    } else {
+        Some(PatientAggregates::from_sorted(&rows))
+    };
     match &agg {
         Some(a) => {
             on_tx!(tx, c => sqlx::query(
@@ -236,7 +263,8 @@ pub async fn refresh_aggregates(tx: &mut Tx, patient_key: i64) -> Result<Option<
 
 /// Number of visits (all hospitals).
 pub async fn count(db: &Db) -> Result<i64> {
-    let r: (i64,) = on_read!(db, p => sqlx::query_as("SELECT COUNT(*) FROM visits").fetch_one(p).await?);
+    let r: (i64,) =
+        on_read!(db, p => sqlx::query_as("SELECT COUNT(*) FROM visits").fetch_one(p).await?);
     Ok(r.0)
 }
 
@@ -245,7 +273,9 @@ pub async fn count(db: &Db) -> Result<i64> {
 pub async fn lock(tx: &mut Tx, id: i64) -> Result<Option<(i64, i64)>> {
     let sql = match tx.engine() {
         crate::Engine::Sqlite => "SELECT hospital_id, patient_key FROM visits WHERE id = $1",
-        crate::Engine::Postgres => "SELECT hospital_id, patient_key FROM visits WHERE id = $1 FOR UPDATE",
+        crate::Engine::Postgres => {
+            "SELECT hospital_id, patient_key FROM visits WHERE id = $1 FOR UPDATE"
+        }
     };
     Ok(on_tx!(tx, c => sqlx::query_as(sql).bind(id).fetch_optional(&mut *c).await?))
 }

@@ -4,14 +4,14 @@ use axum::Extension;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use rapport_app::App;
+use rapport_app::patients::PatientQuery;
 use rapport_app::patients::{self, PatientView};
 use rapport_app::tokens::Principal;
-use rapport_app::App;
+use rapport_domain::PatientAggregates;
 use rapport_domain::auth::mask;
 use rapport_domain::money::format_minor;
 use rapport_domain::patient::{Patient, PatientInput, PatientPatch};
-use rapport_domain::PatientAggregates;
-use rapport_app::patients::PatientQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -286,7 +286,10 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        axum::Json(Created { id: p.id, patient_id: p.patient_id }),
+        axum::Json(Created {
+            id: p.id,
+            patient_id: p.patient_id,
+        }),
     ))
 }
 
@@ -303,7 +306,13 @@ pub async fn get(
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<axum::Json<PatientViewOut>> {
-    let PatientView { patient, aggregates, recent_visits, departments, household } = patients::view(&app, id).await?;
+    let PatientView {
+        patient,
+        aggregates,
+        recent_visits,
+        departments,
+        household,
+    } = patients::view(&app, id).await?;
     let today = app.today();
     let unmasked = sees_personal_data(&who);
     Ok(axum::Json(PatientViewOut {
@@ -322,7 +331,11 @@ pub async fn get(
             .collect(),
         household_members: household
             .into_iter()
-            .map(|h| HouseholdMemberOut { id: h.id, patient_id: h.patient_id, name: h.name })
+            .map(|h| HouseholdMemberOut {
+                id: h.id,
+                patient_id: h.patient_id,
+                name: h.name,
+            })
             .collect(),
     }))
 }
@@ -375,10 +388,20 @@ pub async fn search(
     ApiQuery(p): ApiQuery<SearchParams>,
 ) -> ApiResult<axum::Json<PatientPage>> {
     if !(1..=patients::MAX_LIMIT).contains(&p.limit) {
-        return Err(ApiError::invalid("limit", "out_of_range", "must be between 1 and 200"));
+        return Err(ApiError::invalid(
+            "limit",
+            "out_of_range",
+            "must be between 1 and 200",
+        ));
     }
     let after = match p.cursor.as_deref() {
-        Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::invalid("cursor", "invalid_cursor", "is not a cursor this API returned"))?),
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::invalid(
+                "cursor",
+                "invalid_cursor",
+                "is not a cursor this API returned",
+            )
+        })?),
         None => None,
     };
     let page = patients::search(

@@ -44,9 +44,20 @@ pub struct TokenOut {
 #[utoipa::path(post, path = "/tokens", tag = "tokens",
     request_body = CreateToken,
     responses((status = 201, body = NewToken), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn create(State(app): State<App>, ApiJson(b): ApiJson<CreateToken>) -> ApiResult<impl IntoResponse> {
+pub async fn create(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<CreateToken>,
+) -> ApiResult<impl IntoResponse> {
     let (id, token) = tokens::create(&app, &b.role, &b.name).await?;
-    Ok((StatusCode::CREATED, axum::Json(NewToken { id, name: b.name.trim().to_string(), role: b.role, token })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(NewToken {
+            id,
+            name: b.name.trim().to_string(),
+            role: b.role,
+            token,
+        }),
+    ))
 }
 
 /// List API tokens (never the tokens themselves).
@@ -55,7 +66,13 @@ pub async fn list(State(app): State<App>) -> ApiResult<axum::Json<Vec<TokenOut>>
     let all = tokens::list(&app).await?;
     Ok(axum::Json(
         all.into_iter()
-            .map(|t| TokenOut { id: t.id, name: t.name, role: t.role, created_at: t.created_at, revoked_at: t.revoked_at })
+            .map(|t| TokenOut {
+                id: t.id,
+                name: t.name,
+                role: t.role,
+                created_at: t.created_at,
+                revoked_at: t.revoked_at,
+            })
             .collect(),
     ))
 }

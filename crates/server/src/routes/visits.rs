@@ -4,9 +4,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::NaiveDate;
+use rapport_app::App;
 use rapport_app::patients::MAX_LIMIT;
 use rapport_app::visits::{self, VisitFilter};
-use rapport_app::App;
 use rapport_domain::patient::{Visit, VisitInput};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -125,17 +125,27 @@ fn input(b: VisitIn) -> (String, VisitInput) {
         (status = 409, description = "`visit_exists`", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create(State(app): State<App>, ApiJson(b): ApiJson<VisitIn>) -> ApiResult<impl IntoResponse> {
+pub async fn create(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<VisitIn>,
+) -> ApiResult<impl IntoResponse> {
     let (patient_id, input) = input(b);
     let v = visits::create(&app, &patient_id, &input).await?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/visits/{}", v.id))], axum::Json(VisitOut::from(v))))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/v1/visits/{}", v.id))],
+        axum::Json(VisitOut::from(v)),
+    ))
 }
 
 /// One visit.
 #[utoipa::path(get, path = "/visits/{id}", tag = "visits",
     params(("id" = i64, Path)),
     responses((status = 200, body = VisitOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get(State(app): State<App>, ApiPath(id): ApiPath<i64>) -> ApiResult<axum::Json<VisitOut>> {
+pub async fn get(
+    State(app): State<App>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<axum::Json<VisitOut>> {
     Ok(axum::Json(visits::get(&app, id).await?.into()))
 }
 
@@ -149,9 +159,15 @@ pub async fn get(State(app): State<App>, ApiPath(id): ApiPath<i64>) -> ApiResult
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn replace(State(app): State<App>, ApiPath(id): ApiPath<i64>, ApiJson(b): ApiJson<VisitIn>) -> ApiResult<axum::Json<VisitOut>> {
+pub async fn replace(
+    State(app): State<App>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(b): ApiJson<VisitIn>,
+) -> ApiResult<axum::Json<VisitOut>> {
     let (patient_id, input) = input(b);
-    Ok(axum::Json(visits::update(&app, id, &patient_id, &input).await?.into()))
+    Ok(axum::Json(
+        visits::update(&app, id, &patient_id, &input).await?.into(),
+    ))
 }
 
 /// Delete a visit (recorded in error).
@@ -167,7 +183,11 @@ fn check_limit(limit: i64) -> ApiResult<()> {
     if (1..=MAX_LIMIT).contains(&limit) {
         Ok(())
     } else {
-        Err(ApiError::invalid("limit", "out_of_range", "must be between 1 and 200"))
+        Err(ApiError::invalid(
+            "limit",
+            "out_of_range",
+            "must be between 1 and 200",
+        ))
     }
 }
 
@@ -175,10 +195,26 @@ fn check_limit(limit: i64) -> ApiResult<()> {
 #[utoipa::path(get, path = "/visits", tag = "visits",
     params(ListParams),
     responses((status = 200, body = VisitPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn list(State(app): State<App>, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<axum::Json<VisitPage>> {
+pub async fn list(
+    State(app): State<App>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<axum::Json<VisitPage>> {
     check_limit(p.limit)?;
-    let page = visits::list(&app, &VisitFilter { patient_key: p.patient, from: p.from, to: p.to, cursor: p.cursor, limit: p.limit }).await?;
-    Ok(axum::Json(VisitPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
+    let page = visits::list(
+        &app,
+        &VisitFilter {
+            patient_key: p.patient,
+            from: p.from,
+            to: p.to,
+            cursor: p.cursor,
+            limit: p.limit,
+        },
+    )
+    .await?;
+    Ok(axum::Json(VisitPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// A patient's visits, newest first.
@@ -192,6 +228,18 @@ pub async fn of_patient(
 ) -> ApiResult<axum::Json<VisitPage>> {
     check_limit(p.limit)?;
     rapport_app::patients::view_exists(&app, id).await?;
-    let page = visits::list(&app, &VisitFilter { patient_key: Some(id), cursor: p.cursor, limit: p.limit, ..Default::default() }).await?;
-    Ok(axum::Json(VisitPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
+    let page = visits::list(
+        &app,
+        &VisitFilter {
+            patient_key: Some(id),
+            cursor: p.cursor,
+            limit: p.limit,
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(axum::Json(VisitPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
