@@ -142,6 +142,7 @@ where
     };
     let opts = Options::default();
     let out = optim::minimize(objective, &[0.0; 4], opts);
+    eprintln!("{out:?}");
     if !(out.converged || out.at_boundary(&opts)) {
         return Err(FitError::NoConvergence { grad: out.grad_max });
     }
@@ -294,36 +295,45 @@ impl Compressed {
 
     /// Total log-likelihood on the scaled data at `[r, alpha, a, b]`; when
     /// `grad` is given, writes the partial derivatives w.r.t. those four.
+    ///
+    /// `r ln alpha - (r + x) ln(alpha + T)` is computed as
+    /// `-r ln(1 + T/alpha) - x ln(alpha + T)`, which stays accurate when `r`
+    /// and `alpha` grow together (a gamma distribution collapsing to one
+    /// purchase rate), where the textbook form cancels catastrophically.
     fn log_likelihood(&self, p: [f64; 4], grad: Option<&mut [f64; 4]>) -> f64 {
         let [r, al, a, b] = p;
-        let ln_al = al.ln();
-        let lt: Vec<f64> = self.t_vals.iter().map(|&t| (al + t).ln()).collect();
-        let ltx: Vec<f64> = self.tx_vals.iter().map(|&t| (al + t).ln()).collect();
         let want_grad = grad.is_some();
-        let (rt, rtx): (Vec<f64>, Vec<f64>) = if want_grad {
-            (
-                self.t_vals.iter().map(|&t| 1.0 / (al + t)).collect(),
-                self.tx_vals.iter().map(|&t| 1.0 / (al + t)).collect(),
-            )
-        } else {
-            (Vec::new(), Vec::new())
+        let tables = |vals: &[f64]| {
+            let l1: Vec<f64> = vals.iter().map(|&t| (t / al).ln_1p()).collect();
+            let l: Vec<f64> = vals.iter().map(|&t| (al + t).ln()).collect();
+            let (q, inv) = if want_grad {
+                (
+                    vals.iter().map(|&t| t / al / (al + t)).collect(),
+                    vals.iter().map(|&t| 1.0 / (al + t)).collect(),
+                )
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            (l1, l, q, inv)
         };
+        // Per distinct value v: ln(1 + v/alpha), ln(alpha + v), and for the
+        // gradient v / (alpha (alpha + v)) and 1 / (alpha + v).
+        let (l1t, lt, qt, it) = tables(&self.t_vals);
+        let (l1x, lx, qx, ix) = tables(&self.tx_vals);
 
-        // Customers without repeat purchases: A1 = r ln alpha, A2 = 0,
-        // likelihood term -r ln(alpha + T).
-        let mut sum_lt0 = 0.0;
-        let mut sum_rt0 = 0.0;
+        // Customers without repeat purchases: ll = -r ln(1 + T/alpha).
+        let (mut s_l1, mut s_q) = (0.0, 0.0);
         for (j, &w) in self.zero_w.iter().enumerate() {
             if w != 0.0 {
-                sum_lt0 += w * lt[j];
+                s_l1 += w * l1t[j];
                 if want_grad {
-                    sum_rt0 += w * rt[j];
+                    s_q += w * qt[j];
                 }
             }
         }
-        let mut ll = self.zero_total * r * ln_al - r * sum_lt0;
-        let mut gr = self.zero_total * ln_al - sum_lt0;
-        let mut gal = self.zero_total * r / al - r * sum_rt0;
+        let mut ll = -r * s_l1;
+        let mut gr = -s_l1;
+        let mut gal = r * s_q;
         let mut ga = 0.0;
         let mut gb = 0.0;
 
@@ -339,54 +349,48 @@ impl Compressed {
             rise_r.advance(x);
             rise_b.advance(x);
             rise_ab.advance(x);
-            // A1 + A2 = [lnG(r+x) - lnG(r)] + r ln alpha + [lnG(b+x) - lnG(b)]
-            //           - [lnG(a+b+x) - lnG(a+b)]
-            ll += w * (rise_r.ln + r * ln_al + rise_b.ln - rise_ab.ln);
+            // A1 + A2 without r ln alpha (moved into A3, A4).
+            ll += w * (rise_r.ln + rise_b.ln - rise_ab.ln);
             let c = ln_a - (b + x - 1.0).ln();
-            let rx = r + x;
-            let mut s_ll = 0.0;
-            let mut s_r = 0.0;
-            let mut s_al = 0.0;
-            let mut s_4 = 0.0;
             let range = g.rows.clone();
             let (rows_t, rows_tx, rows_w) = (
                 &self.row_t[range.clone()],
                 &self.row_tx[range.clone()],
                 &self.row_w[range],
             );
+            let mut s_ll = 0.0;
             if want_grad {
-                for ((&it, &itx), &wr) in rows_t.iter().zip(rows_tx).zip(rows_w) {
-                    let (l3, l4) = (lt[it as usize], ltx[itx as usize]);
-                    // ln(e^A3 + e^A4) = A3 + softplus(A4 - A3)
-                    let d = c + rx * (l3 - l4);
+                let (mut s_r, mut s_q, mut s_i, mut s_4) = (0.0, 0.0, 0.0, 0.0);
+                for ((&jt, &jx), &wr) in rows_t.iter().zip(rows_tx).zip(rows_w) {
+                    let (jt, jx) = (jt as usize, jx as usize);
+                    // A3 = -r l1(T) - x l(T); A4 = c - r l1(tx) - x l(tx);
+                    // ln(e^A3 + e^A4) = A3 + softplus(A4 - A3).
+                    let a3 = -r * l1t[jt] - x * lt[jt];
+                    let d = c + r * (l1t[jt] - l1x[jx]) + x * (lt[jt] - lx[jx]);
                     let e = (-d.abs()).exp();
                     let sp = d.max(0.0) + (1.0 + e).ln();
-                    let p4 = if d >= 0.0 {
-                        1.0 / (1.0 + e)
-                    } else {
-                        e / (1.0 + e)
-                    };
+                    let p4 = if d >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
                     let p3 = 1.0 - p4;
-                    s_ll += wr * (sp - rx * l3);
-                    s_r += wr * (p3 * l3 + p4 * l4);
-                    s_al += wr * (p3 * rt[it as usize] + p4 * rtx[itx as usize]);
+                    s_ll += wr * (a3 + sp);
+                    s_r += wr * (p3 * l1t[jt] + p4 * l1x[jx]);
+                    s_q += wr * (p3 * qt[jt] + p4 * qx[jx]);
+                    s_i += wr * (p3 * it[jt] + p4 * ix[jx]);
                     s_4 += wr * p4;
                 }
+                gr += w * rise_r.dg - s_r;
+                gal += r * s_q - x * s_i;
+                ga += -w * rise_ab.dg + s_4 / a;
+                gb += w * (rise_b.dg - rise_ab.dg) - s_4 / (b + x - 1.0);
             } else {
-                for ((&it, &itx), &wr) in rows_t.iter().zip(rows_tx).zip(rows_w) {
-                    let (l3, l4) = (lt[it as usize], ltx[itx as usize]);
-                    let d = c + rx * (l3 - l4);
+                for ((&jt, &jx), &wr) in rows_t.iter().zip(rows_tx).zip(rows_w) {
+                    let (jt, jx) = (jt as usize, jx as usize);
+                    let a3 = -r * l1t[jt] - x * lt[jt];
+                    let d = c + r * (l1t[jt] - l1x[jx]) + x * (lt[jt] - lx[jx]);
                     let sp = d.max(0.0) + (1.0 + (-d.abs()).exp()).ln();
-                    s_ll += wr * (sp - rx * l3);
+                    s_ll += wr * (a3 + sp);
                 }
             }
             ll += s_ll;
-            if want_grad {
-                gr += w * (rise_r.dg + ln_al) - s_r;
-                gal += w * r / al - rx * s_al;
-                ga += -w * rise_ab.dg + s_4 / a;
-                gb += w * (rise_b.dg - rise_ab.dg) - s_4 / (b + x - 1.0);
-            }
         }
         if let Some(g) = grad {
             *g = [gr, gal, ga, gb];
@@ -463,14 +467,16 @@ fn validate(i: usize, o: WeightedObservation) -> Result<(), FitError> {
 }
 
 impl BgNbdParams {
-    /// Log-likelihood of one customer (paper eq. 6).
+    /// Log-likelihood of one customer (paper eq. 6), in the stable form
+    /// of the fit (`r ln alpha - (r + x) ln(alpha + T) = -r ln(1 + T/alpha)
+    /// - x ln(alpha + T)`).
     pub fn log_likelihood(&self, x: f64, tx: f64, t: f64) -> f64 {
         let BgNbdParams { r, alpha, a, b } = *self;
-        let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
+        let a1 = ln_gamma(r + x) - ln_gamma(r);
         let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x);
-        let a3 = -(r + x) * (alpha + t).ln();
+        let a3 = -r * (t / alpha).ln_1p() - x * (alpha + t).ln();
         if x > 0.0 {
-            let a4 = a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + tx).ln();
+            let a4 = a.ln() - (b + x - 1.0).ln() - r * (tx / alpha).ln_1p() - x * (alpha + tx).ln();
             a1 + a2 + crate::special::log_add_exp(a3, a4)
         } else {
             a1 + a2 + a3
@@ -484,7 +490,7 @@ impl BgNbdParams {
             return 1.0;
         }
         let BgNbdParams { r, alpha, a, b } = *self;
-        let log_div = (r + x) * ((alpha + t) / (alpha + tx)).ln() + (a / (b + x - 1.0)).ln();
+        let log_div = (r + x) * ((t - tx) / (alpha + tx)).ln_1p() + (a / (b + x - 1.0)).ln();
         1.0 / (1.0 + log_div.exp())
     }
 
@@ -516,9 +522,11 @@ impl BgNbdParams {
         let z = horizon / (alpha + t + horizon);
         let ln_hyp = ln_hyp2f1(ha, hb, hc, z);
         let first = (a + b + x - 1.0) / (a - 1.0);
-        let second = 1.0 - (ln_hyp + (r + x) * ((alpha + t) / (alpha + horizon + t)).ln()).exp();
+        // ln((alpha+T)/(alpha+T+t)) and ln((alpha+T)/(alpha+t_x)) via ln_1p,
+        // which keeps them accurate when alpha is large.
+        let second = 1.0 - (ln_hyp - (r + x) * (horizon / (alpha + t)).ln_1p()).exp();
         let denominator = if x > 0.0 {
-            1.0 + a / (b + x - 1.0) * ((alpha + t) / (alpha + tx)).powf(r + x)
+            1.0 + a / (b + x - 1.0) * ((r + x) * ((t - tx) / (alpha + tx)).ln_1p()).exp()
         } else {
             1.0
         };
@@ -546,7 +554,7 @@ impl BgNbdParams {
         let BgNbdParams { r, alpha, a, b } = *self;
         let z = horizon / (alpha + horizon);
         let ln_hyp = ln_hyp2f1(r, b, a + b - 1.0, z);
-        (a + b - 1.0) / (a - 1.0) * (1.0 - (ln_hyp + r * (alpha / (alpha + horizon)).ln()).exp())
+        (a + b - 1.0) / (a - 1.0) * (1.0 - (ln_hyp - r * (horizon / alpha).ln_1p()).exp())
     }
 
     /// Probability of exactly `n` purchases in a period of length `horizon`
@@ -555,7 +563,7 @@ impl BgNbdParams {
         let BgNbdParams { r, alpha, a, b } = *self;
         let x = f64::from(n);
         let ln_beta = |p: f64, q: f64| ln_gamma(p) + ln_gamma(q) - ln_gamma(p + q);
-        let ln_q = (alpha / (alpha + horizon)).ln();
+        let ln_q = -(horizon / alpha).ln_1p();
         let ln_z = (horizon / (alpha + horizon)).ln();
         let first =
             (ln_beta(a, b + x) - ln_beta(a, b) + ln_gamma(r + x) - ln_gamma(r) - ln_gamma(x + 1.0)
@@ -737,5 +745,40 @@ mod tests {
             Err(FitError::Degenerate(_))
         ));
         assert!(matches!(fit(std::iter::empty()), Err(FitError::Empty)));
+    }
+}
+
+#[cfg(test)]
+mod stress {
+    use super::*;
+
+    /// From random true parameters, periods and sizes, the fit converges
+    /// and its likelihood is at least the likelihood of the truth (it is
+    /// the maximum).
+    #[test]
+    fn converges_from_the_default_start_on_varied_data() {
+        let mut rng = crate::testutil::Rng::new(1234);
+        for _ in 0..25 {
+            let truth = BgNbdParams {
+                r: 0.1 + 3.0 * rng.uniform(),
+                alpha: (10f64).powf(-1.0 + 3.0 * rng.uniform()),
+                a: 0.2 + 5.0 * rng.uniform(),
+                b: 0.5 + 10.0 * rng.uniform(),
+            };
+            let tmax = (10f64).powf(1.0 + 2.5 * rng.uniform());
+            let n = 200 + rng.below(3000);
+            let rows: Vec<(f64, f64, f64)> = (0..n)
+                .map(|_| {
+                    let t = (tmax * rng.uniform()).ceil();
+                    let (x, tx, t) = crate::testutil::simulate_bgnbd(&mut rng, &truth, t);
+                    (x, tx.ceil().min(t), t)
+                })
+                .collect();
+            let f = fit(rows.iter().copied())
+                .unwrap_or_else(|e| panic!("{e} for {truth:?}, T up to {tmax}, n {n}"));
+            let at_truth = total_log_likelihood(&truth, rows.iter().copied());
+            assert!(f.log_likelihood >= at_truth - 1e-6, "{f:?} vs truth {at_truth}");
+            assert!(f.evaluations < 200, "{f:?}");
+        }
     }
 }

@@ -256,7 +256,7 @@ pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
     let s = c - a - b;
     if s < 0.0 {
         let inner = series_2f1(c - a, c - b, c, z);
-        inner.ln() + s * (1.0 - z).ln()
+        inner.ln() + s * (-z).ln_1p()
     } else {
         series_2f1(a, b, c, z).ln()
     }

@@ -7,4 +7,5 @@ mod api_errors;
 mod auth;
 mod cli;
 mod patients;
+mod schema;
 mod visits;
