@@ -108,11 +108,15 @@ pub fn analyze(aggs: &[PatientAggregates], as_of: NaiveDate) -> Analysis {
 
 /// [`analyze`] plus the per-patient RFM scores (aligned with `aggs`), for
 /// storing them, at the cost of one pass.
+///
+/// # Panics
+/// With more than `u32::MAX` patients.
 pub fn analyze_with_scores(
     aggs: &[PatientAggregates],
     as_of: NaiveDate,
 ) -> (Analysis, Vec<RfmScore>) {
     let n = aggs.len();
+    assert!(u32::try_from(n).is_ok(), "too many patients to rank");
     let monetary: Vec<i64> = aggs.iter().map(|a| a.monetary).collect();
     let min = monetary.iter().copied().min().unwrap_or(0);
     let sorted = radix_sort_pairs(&monetary, min);

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::FitError;
 use crate::optim::{self, Options};
-use crate::special::{digamma, ln_gamma};
+use crate::special::{digamma, digamma_diff, ln_gamma, ln_gamma_ratio};
 
 /// The Gamma-Gamma parameters `(p, q, gamma)` (`lifetimes` calls `gamma`
 /// `v`), in the currency unit of the spend they were fitted on.
@@ -76,7 +76,7 @@ impl GammaGammaParams {
     /// spend `m > 0`.
     pub fn log_likelihood(&self, x: f64, m: f64) -> f64 {
         let GammaGammaParams { p, q, gamma } = *self;
-        ln_gamma(p * x + q) - ln_gamma(p * x) - ln_gamma(q)
+        ln_gamma_ratio(p * x, q) - ln_gamma(q)
             + q * gamma.ln()
             + (p * x - 1.0) * m.ln()
             + p * x * x.ln()
@@ -148,14 +148,20 @@ struct Compressed {
     /// Spend is divided by this during the fit.
     scale: f64,
     total_weight: f64,
-    /// Per distinct `x`: `(x, weight, row range)`.
-    groups: Vec<(f64, f64, std::ops::Range<usize>)>,
-    /// Per merged row: `x * m / scale` and weight.
+    groups: Vec<Group>,
+    /// Per merged row: `x m` (scaled spend) and weight.
     row_xm: Vec<f64>,
     row_w: Vec<f64>,
-    /// `sum w x (ln m + ln x)` and `sum w ln m` on the scaled spend.
-    sum_wx_lnmx: f64,
-    sum_w_lnm: f64,
+}
+
+/// The customers with one value of `x`.
+struct Group {
+    x: f64,
+    weight: f64,
+    /// `sum w ln(x m)` and `sum w ln m` over the group.
+    sum_ln_xm: f64,
+    sum_ln_m: f64,
+    rows: std::ops::Range<usize>,
 }
 
 impl Compressed {
@@ -189,15 +195,12 @@ impl Compressed {
         }
         raw.sort_unstable_by_key(|a| (a.0, a.1));
         let scale = if sum_w > 0.0 { sum_wm / sum_w } else { 1.0 };
-        let mut groups: Vec<(f64, f64, std::ops::Range<usize>)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         let (mut row_xm, mut row_w) = (Vec::new(), Vec::new());
-        let (mut sum_wx_lnmx, mut sum_w_lnm) = (0.0, 0.0);
         let mut last: Option<(u64, u64)> = None;
         for (xb, mb, w) in raw {
             let (x, m) = (f64::from_bits(xb), f64::from_bits(mb) / scale);
-            let ln_m = m.ln();
-            sum_wx_lnmx += w * x * (ln_m + x.ln());
-            sum_w_lnm += w * ln_m;
+            let ln_xm = (x * m).ln();
             if last == Some((xb, mb)) {
                 if let Some(rw) = row_w.last_mut() {
                     *rw += w;
@@ -209,11 +212,19 @@ impl Compressed {
             last = Some((xb, mb));
             let end = row_w.len();
             match groups.last_mut() {
-                Some(g) if g.0 == x => {
-                    g.1 += w;
-                    g.2.end = end;
+                Some(g) if g.x == x => {
+                    g.weight += w;
+                    g.sum_ln_xm += w * ln_xm;
+                    g.sum_ln_m += w * m.ln();
+                    g.rows.end = end;
                 }
-                _ => groups.push((x, w, end - 1..end)),
+                _ => groups.push(Group {
+                    x,
+                    weight: w,
+                    sum_ln_xm: w * ln_xm,
+                    sum_ln_m: w * m.ln(),
+                    rows: end - 1..end,
+                }),
             }
         }
         Ok(Compressed {
@@ -222,43 +233,53 @@ impl Compressed {
             groups,
             row_xm,
             row_w,
-            sum_wx_lnmx,
-            sum_w_lnm,
         })
     }
 
     /// Total log-likelihood on the scaled spend at `[p, q, gamma]`, with the
     /// gradient w.r.t. those three when asked.
+    ///
+    /// Per customer, with `u = gamma / (x m)`, the likelihood is written
+    ///
+    /// `ln G(px+q) - ln G(px) - ln G(q) + q ln(gamma / (x m + gamma)) - ln m - p x ln(1 + u)`,
+    ///
+    /// the textbook form rearranged so that nothing cancels when `p x` is
+    /// huge or `gamma` tiny (the optimiser probes such points on some data).
     fn log_likelihood(&self, params: [f64; 3], grad: Option<&mut [f64; 3]>) -> f64 {
         let [p, q, v] = params;
         let ln_v = v.ln();
         let lg_q = ln_gamma(q);
         let want = grad.is_some();
         let dg_q = if want { digamma(q) } else { 0.0 };
-        let mut ll = p * self.sum_wx_lnmx - self.sum_w_lnm;
-        let (mut gp, mut gq, mut gv) = (self.sum_wx_lnmx, 0.0, 0.0);
-        for (x, w, range) in &self.groups {
-            let (x, w) = (*x, *w);
+        let mut ll = 0.0;
+        let (mut gp, mut gq, mut gv) = (0.0, 0.0, 0.0);
+        for g in &self.groups {
+            let (x, w) = (g.x, g.weight);
             let px = p * x;
-            let (mut s_l, mut s_r) = (0.0, 0.0);
-            let (xm, ws) = (&self.row_xm[range.clone()], &self.row_w[range.clone()]);
+            let range = g.rows.clone();
+            let (xm, ws) = (&self.row_xm[range.clone()], &self.row_w[range]);
+            // s_l1 = sum w ln(1 + u); s_f = sum w u / (1 + u) = sum w gamma / (x m + gamma).
+            let (mut s_l1, mut s_f) = (0.0, 0.0);
             if want {
                 for (&xm, &wr) in xm.iter().zip(ws) {
-                    let d = xm + v;
-                    s_l += wr * d.ln();
-                    s_r += wr / d;
+                    let u = v / xm;
+                    s_l1 += wr * u.ln_1p();
+                    s_f += wr * (u / (1.0 + u));
                 }
             } else {
                 for (&xm, &wr) in xm.iter().zip(ws) {
-                    s_l += wr * (xm + v).ln();
+                    s_l1 += wr * (v / xm).ln_1p();
                 }
             }
-            ll += w * (ln_gamma(px + q) - ln_gamma(px) - lg_q + q * ln_v) - (px + q) * s_l;
+            // sum w ln(x m + gamma) = sum w ln(x m) + s_l1
+            let s_ln_d = g.sum_ln_xm + s_l1;
+            ll +=
+                w * (ln_gamma_ratio(px, q) - lg_q + q * ln_v) - q * s_ln_d - g.sum_ln_m - px * s_l1;
             if want {
-                let dg_pxq = digamma(px + q);
-                gp += w * x * (dg_pxq - digamma(px)) - x * s_l;
-                gq += w * (dg_pxq - dg_q + ln_v) - s_l;
-                gv += w * q / v - (px + q) * s_r;
+                gp += x * (w * digamma_diff(px, q) - s_l1);
+                gq += w * (digamma(px + q) - dg_q + ln_v) - s_ln_d;
+                // d/d gamma = W q / gamma - (q + p x) sum w / (x m + gamma)
+                gv += (w * q - (q + px) * s_f) / v;
             }
         }
         if let Some(g) = grad {
@@ -350,5 +371,37 @@ mod tests {
             fit([(1.5, 5.0)]),
             Err(FitError::InvalidRow { row: 0, .. })
         ));
+    }
+
+    /// From random parameters, currencies and sizes the fit converges and
+    /// beats the likelihood of the truth. (3000 trials in release during
+    /// development: all converged.)
+    #[test]
+    fn converges_on_varied_data() {
+        let mut rng = crate::testutil::Rng::new(77);
+        for _ in 0..60 {
+            let truth = GammaGammaParams {
+                p: 0.3 + 10.0 * rng.uniform(),
+                q: 0.5 + 10.0 * rng.uniform(),
+                gamma: 10f64.powf(-1.0 + 5.0 * rng.uniform()),
+            };
+            let n = 30 + rng.below(3000);
+            let rows: Vec<(f64, f64)> = (0..n)
+                .map(|_| {
+                    let x = f64::from(rng.below(10) + 1);
+                    let nu = rng.gamma(truth.q) / truth.gamma;
+                    (x, rng.gamma(truth.p * x) / (nu * x))
+                })
+                .filter(|r| r.1 > 0.0 && r.1.is_finite())
+                .collect();
+            let f =
+                fit(rows.iter().copied()).unwrap_or_else(|e| panic!("{e} for {truth:?}, n {n}"));
+            let at_truth = total_log_likelihood(&truth, rows.iter().copied());
+            assert!(
+                f.log_likelihood >= at_truth - 1e-6 * at_truth.abs(),
+                "{f:?} vs {at_truth}"
+            );
+            assert!(f.evaluations < 600, "{f:?}");
+        }
     }
 }

@@ -33,8 +33,9 @@ mod testutil;
 pub use analysis::{Analysis, SegmentCounts, analyze, analyze_with_scores, format_minor_units};
 pub use bgnbd::{BgNbdFit, BgNbdParams};
 pub use clv::{
-    ClvFit, ClvFitError, ClvSettings, Summary, SummaryCsvError, SummaryTable,
-    customer_lifetime_value, fit_clv, parse_summary_csv, read_summary_csv, summary_from_aggregates,
+    ClvFit, ClvFitError, ClvSettings, PatientPrediction, Summary, SummaryCsvError, SummaryTable,
+    customer_lifetime_value, fit_clv, fit_clv_from_aggregates, fit_summary_table,
+    parse_summary_csv, predict, predict_many, read_summary_csv, summary_from_aggregates,
 };
 pub use cohorts::{CohortRow, cohort_retention};
 pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};

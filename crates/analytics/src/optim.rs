@@ -15,6 +15,9 @@
 pub(crate) struct Options {
     /// Converged when the largest absolute gradient component is below this.
     pub gtol: f64,
+    /// When no step can decrease the objective any more (its rounding
+    /// dominates), a gradient below this still counts as converged.
+    pub gtol_stalled: f64,
     /// Maximum BFGS iterations per round.
     pub max_iter: usize,
     /// Largest step (infinity norm) taken in one line search, which keeps
@@ -30,6 +33,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             gtol: 1e-9,
+            gtol_stalled: 1e-6,
             max_iter: 500,
             max_step: 4.0,
             boundary: 8.0,
@@ -79,7 +83,11 @@ where
     };
     let mut best = bfgs(&mut eval, x0, opts);
     for _ in 0..3 {
-        if best.converged || !best.f.is_finite() || max_abs(&best.x) > opts.boundary {
+        if best.converged
+            || best.grad_max < opts.gtol_stalled
+            || !best.f.is_finite()
+            || max_abs(&best.x) > opts.boundary
+        {
             break;
         }
         let x = nelder_mead(&mut eval, &best.x, 2000);
@@ -93,6 +101,9 @@ where
         }
     }
     best.evaluations = evals;
+    if !best.converged && best.grad_max < opts.gtol_stalled {
+        best.converged = true;
+    }
     best
 }
 
@@ -232,8 +243,12 @@ where
         x.copy_from_slice(&xn);
         g.copy_from_slice(&gn);
         fx = fnew;
-        // Stalled: neither the value nor the gradient improves any more.
-        if change <= 1e-15 * fx.abs().max(1e-300) && max_abs(&g) >= 0.9 * gmax_before {
+        // Stalled: neither the value nor the gradient improves any more, or
+        // far out on a ray (an optimum at infinity) the value barely moves.
+        let scale = fx.abs().max(1e-300);
+        let stalled = change <= 1e-15 * scale && max_abs(&g) >= 0.9 * gmax_before;
+        let drifting = max_abs(&x) > opts.boundary && change <= 1e-12 * scale;
+        if stalled || drifting {
             flat += 1;
             if flat >= 4 {
                 break;
