@@ -547,7 +547,7 @@ impl Generator {
         let chronic = rng.random::<f64>() < 0.12;
         let vip = rng.random::<f64>() < 0.03;
         let lambda = gamma(rng, 0.55) / if chronic { 40.0 } else { 160.0 };
-        let p_drop = beta(rng, 1.1, if chronic { 9.0 } else { 3.2 });
+        let p_drop = beta(rng, 1.0, if chronic { 12.0 } else { 4.0 });
         let home_dept = DEPARTMENTS
             .iter()
             .position(|d| std::ptr::eq(d, pick_weighted(rng, DEPARTMENTS, |d| d.weight)))

@@ -64,6 +64,10 @@ pub struct PatientView {
 /// visits list.
 pub const VIEW_VISITS: i64 = 20;
 
+/// Above this many visits the department breakdown is left to the
+/// database instead of being computed from the fetched visits.
+const VIEW_ALL_VISITS: i64 = 500;
+
 pub async fn view(app: &App, id: i64) -> Result<PatientView> {
     let PatientWithAggregates {
         patient,
@@ -72,24 +76,38 @@ pub async fn view(app: &App, id: i64) -> Result<PatientView> {
         .await?
         .filter(|p| p.patient.hospital_id == app.hospital_id)
         .ok_or(AppError::NotFound("patient"))?;
-    let recent_visits = if aggregates.is_some() {
-        vstore::list(
-            &app.db,
-            &VisitQuery {
-                hospital_id: app.hospital_id,
-                patient_key: Some(id),
-                limit: VIEW_VISITS,
-                ..Default::default()
-            },
-        )
-        .await?
-    } else {
-        Vec::new()
-    };
-    let departments = if aggregates.is_some() {
-        store::department_spend(&app.db, id).await?
-    } else {
-        Vec::new()
+    let (recent_visits, departments) = match &aggregates {
+        None => (Vec::new(), Vec::new()),
+        // One query serves both the timeline and the breakdown for all but
+        // the most frequent visitors.
+        Some(a) if a.visits <= VIEW_ALL_VISITS => {
+            let mut all = vstore::list(
+                &app.db,
+                &VisitQuery {
+                    hospital_id: app.hospital_id,
+                    patient_key: Some(id),
+                    limit: VIEW_ALL_VISITS,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let departments = department_spend(&all);
+            all.truncate(VIEW_VISITS as usize);
+            (all, departments)
+        }
+        Some(_) => {
+            let recent = vstore::list(
+                &app.db,
+                &VisitQuery {
+                    hospital_id: app.hospital_id,
+                    patient_key: Some(id),
+                    limit: VIEW_VISITS,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            (recent, store::department_spend(&app.db, id).await?)
+        }
     };
     let household = match &patient.fields.household {
         Some(h) => store::search(
@@ -119,6 +137,32 @@ pub async fn view(app: &App, id: i64) -> Result<PatientView> {
         departments,
         household,
     })
+}
+
+/// Visits and spend per department, largest spend first (then by name),
+/// the same order as the store's query.
+pub fn department_spend(visits: &[Visit]) -> Vec<DepartmentSpend> {
+    let mut by: std::collections::BTreeMap<Option<&str>, DepartmentSpend> = Default::default();
+    for v in visits {
+        let e = by
+            .entry(v.department.as_deref())
+            .or_insert_with(|| DepartmentSpend {
+                department: v.department.clone(),
+                visits: 0,
+                monetary: 0,
+                last_visit: v.visit_date,
+            });
+        e.visits += 1;
+        e.monetary += v.amount.minor();
+        e.last_visit = e.last_visit.max(v.visit_date);
+    }
+    let mut out: Vec<DepartmentSpend> = by.into_values().collect();
+    out.sort_by(|a, b| {
+        b.monetary
+            .cmp(&a.monetary)
+            .then_with(|| a.department.cmp(&b.department))
+    });
+    out
 }
 
 /// Most results one search returns.

@@ -6,12 +6,13 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::{Result, Tx, on_tx};
+use crate::{Engine, Result, Tx, on_tx};
 
 /// One bound value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Int(Option<i64>),
+    Float(Option<f64>),
     Text(Option<String>),
     Date(Option<NaiveDate>),
     Time(DateTime<Utc>),
@@ -25,6 +26,16 @@ impl From<i64> for Value {
 impl From<Option<i64>> for Value {
     fn from(v: Option<i64>) -> Self {
         Value::Int(v)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(Some(v))
+    }
+}
+impl From<Option<f64>> for Value {
+    fn from(v: Option<f64>) -> Self {
+        Value::Float(v)
     }
 }
 impl From<String> for Value {
@@ -61,7 +72,10 @@ impl From<DateTime<Utc>> for Value {
 /// Most parameters in one statement (SQLite's default limit is 32,766).
 const MAX_PARAMS: usize = 32_000;
 
-fn statement(table: &str, columns: &[&str], rows: usize) -> String {
+/// The multi-row statement. SQLite gets anonymous `?` placeholders: it
+/// resolves named ones (`$N`) by a linear scan per bind, which makes a
+/// statement of thousands of parameters quadratic. PostgreSQL needs `$N`.
+fn statement(engine: Engine, table: &str, columns: &[&str], rows: usize) -> String {
     let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
     let mut n = 0;
     for r in 0..rows {
@@ -74,8 +88,13 @@ fn statement(table: &str, columns: &[&str], rows: usize) -> String {
                 sql.push_str(", ");
             }
             n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            match engine {
+                Engine::Sqlite => sql.push('?'),
+                Engine::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+            }
         }
         sql.push(')');
     }
@@ -91,13 +110,14 @@ pub async fn insert_rows(
 ) -> Result<u64> {
     let per = (MAX_PARAMS / columns.len()).clamp(1, 1000);
     let mut done = 0;
-    let full_sql = statement(table, columns, per);
+    let engine = tx.engine();
+    let full_sql = statement(engine, table, columns, per);
     for chunk in rows.chunks(per) {
         let owned;
         let sql = if chunk.len() == per {
             &full_sql
         } else {
-            owned = statement(table, columns, chunk.len());
+            owned = statement(engine, table, columns, chunk.len());
             &owned
         };
         done += on_tx!(tx, c => {
@@ -107,6 +127,7 @@ pub async fn insert_rows(
                 for v in row {
                     q = match v {
                         Value::Int(x) => q.bind(*x),
+                        Value::Float(x) => q.bind(*x),
                         Value::Text(x) => q.bind(x.as_deref()),
                         Value::Date(x) => q.bind(*x),
                         Value::Time(x) => q.bind(*x),

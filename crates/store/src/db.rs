@@ -17,6 +17,7 @@ use sqlx::{ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool};
 use tracing::log::LevelFilter;
 
 use crate::StoreError;
+use crate::sync::SyncReader;
 
 /// Which engine a database runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +31,11 @@ pub enum Engine {
 pub enum Db {
     /// `write` has exactly one connection: SQLite has one writer, and
     /// queueing writers in the pool is cheaper than retrying on `BUSY`.
+    /// `sync` serves point reads inline (see `sync.rs`).
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
+        sync: SyncReader,
     },
     Postgres(PgPool),
 }
@@ -149,17 +152,22 @@ impl Db {
             .log_statements(LevelFilter::Off)
             .log_slow_statements(LevelFilter::Off, Duration::from_secs(60));
         let write = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(base.clone())
             .await?;
+        // A local file cannot drop a connection: skip the ping on every
+        // acquire, which costs a round trip to the connection's thread.
         let read = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(opts.max_connections)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(base.create_if_missing(false))
             .await?;
-        Ok(Db::Sqlite { write, read })
+        let sync = SyncReader::new(path, opts.max_connections as usize);
+        Ok(Db::Sqlite { write, read, sync })
     }
 
     async fn open_postgres(url: &str, opts: &Options) -> Result<Db, StoreError> {
@@ -199,7 +207,7 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { write, read } => {
+            Db::Sqlite { write, read, .. } => {
                 read.close().await;
                 write.close().await;
             }

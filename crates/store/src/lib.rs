@@ -12,6 +12,7 @@ pub mod hospitals;
 pub mod migrate;
 pub mod patients;
 mod row;
+pub mod sync;
 pub mod tokens;
 pub mod visits;
 
@@ -35,6 +36,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 impl StoreError {

@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rapport_domain::PatientAggregates;
 use rapport_domain::patient::{Channel, Language, NewPatient, Patient, PatientFields, Sex};
 
+use crate::bulk::Value;
 use crate::{AnyRow, Db, Engine, Result, StoreError, Tx, on_read, on_tx};
 
 const COLUMNS: &str = "p.id, p.hospital_id, p.patient_id, p.name, p.sex, p.birth_date, p.birth_year, p.phone, \
@@ -175,14 +176,26 @@ pub struct PatientWithAggregates {
     pub aggregates: Option<PatientAggregates>,
 }
 
+fn with_aggregates(r: &impl AnyRow) -> Result<PatientWithAggregates> {
+    Ok(PatientWithAggregates {
+        patient: patient_from_row(r)?,
+        aggregates: aggregates_from_row(r)?,
+    })
+}
+
 /// Reads one patient and their aggregates.
 pub async fn get(db: &Db, id: i64) -> Result<Option<PatientWithAggregates>> {
     let sql = format!(
         "SELECT {COLUMNS}, {AGG_COLUMNS} FROM patients p \
          LEFT JOIN patient_aggregates a ON a.patient_key = p.id WHERE p.id = $1"
     );
+    if let Db::Sqlite { sync, .. } = db {
+        return Ok(sync
+            .query(&sql, &[id.into()], |r| with_aggregates(r))?
+            .pop());
+    }
     on_read!(db, pool => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(id).fetch_optional(pool).await? {
-        Some(r) => Ok(Some(PatientWithAggregates { patient: patient_from_row(&r)?, aggregates: aggregates_from_row(&r)? })),
+        Some(r) => Ok(Some(with_aggregates(&r)?)),
         None => Ok(None),
     })
 }
@@ -257,21 +270,26 @@ pub async fn search(db: &Db, q: &PatientQuery) -> Result<Vec<PatientWithAggregat
         ));
     }
     let after_param = binds.len() + 2;
-    let limit_param = binds.len() + 3;
+    // The limit is written into the text (see `visits::list`).
     let sql = format!(
         "SELECT {COLUMNS}, {AGG_COLUMNS} FROM patients p LEFT JOIN patient_aggregates a ON a.patient_key = p.id \
-         WHERE {} AND p.id > ${after_param} ORDER BY p.id LIMIT ${limit_param}",
-        conds.join(" AND ")
+         WHERE {} AND p.id > ${after_param} ORDER BY p.id LIMIT {}",
+        conds.join(" AND "),
+        q.limit.max(0)
     );
+    if let Db::Sqlite { sync, .. } = db {
+        let mut params: Vec<Value> = vec![q.hospital_id.into()];
+        params.extend(binds.iter().map(|b| Value::from(b.as_str())));
+        params.push(q.after.unwrap_or(0).into());
+        return sync.query(&sql, &params, |r| with_aggregates(r));
+    }
     on_read!(db, pool => {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(q.hospital_id);
         for b in &binds {
             query = query.bind(b);
         }
-        let rows = query.bind(q.after.unwrap_or(0)).bind(q.limit).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| Ok(PatientWithAggregates { patient: patient_from_row(r)?, aggregates: aggregates_from_row(r)? }))
-            .collect()
+        let rows = query.bind(q.after.unwrap_or(0)).fetch_all(pool).await?;
+        rows.iter().map(with_aggregates).collect()
     })
 }
 

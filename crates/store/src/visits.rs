@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rapport_domain::patient::{Visit, VisitFields, VisitKind};
 use rapport_domain::{Money, PatientAggregates};
 
+use crate::bulk::Value;
 use crate::{AnyRow, Db, Result, StoreError, Tx, on_read, on_tx};
 
 const COLUMNS: &str = "v.id, v.hospital_id, v.visit_id, v.patient_key, p.patient_id, v.visit_date, \
@@ -199,18 +200,31 @@ pub async fn list(db: &Db, q: &VisitQuery) -> Result<Vec<Visit>> {
             "(v.visit_date < {d} OR (v.visit_date = {d} AND v.id < {i}))"
         ));
     }
-    let limit = next();
+    // The limit is written into the text, not bound: SQLite recompiles a
+    // statement whenever a bound LIMIT changes, which costs more than the
+    // query itself.
     let sql = format!(
-        "SELECT {COLUMNS} FROM {FROM} WHERE {} ORDER BY v.visit_date DESC, v.id DESC LIMIT {limit}",
-        conds.join(" AND ")
+        "SELECT {COLUMNS} FROM {FROM} WHERE {} ORDER BY v.visit_date DESC, v.id DESC LIMIT {}",
+        conds.join(" AND "),
+        q.limit.max(0)
     );
+    if let Db::Sqlite { sync, .. } = db {
+        let mut params: Vec<Value> = vec![q.hospital_id.into()];
+        params.extend(q.patient_key.map(Value::from));
+        params.extend(q.from.map(Value::from));
+        params.extend(q.to.map(Value::from));
+        if let Some((d, i)) = q.before {
+            params.extend([d.into(), i.into()]);
+        }
+        return sync.query(&sql, &params, |r| visit_from_row(r));
+    }
     on_read!(db, p => {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(q.hospital_id);
         if let Some(k) = q.patient_key { query = query.bind(k); }
         if let Some(d) = q.from { query = query.bind(d); }
         if let Some(d) = q.to { query = query.bind(d); }
         if let Some((d, i)) = q.before { query = query.bind(d).bind(i); }
-        let rows = query.bind(q.limit).fetch_all(p).await?;
+        let rows = query.fetch_all(p).await?;
         rows.iter().map(visit_from_row).collect()
     })
 }
