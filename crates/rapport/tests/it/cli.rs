@@ -209,6 +209,27 @@ async fn check_finds_corrupted_aggregates(engine: Engine) {
     let out = rapport(&db).args(["check", "--json"]).output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["checks"][0]["violations"], 2);
+    // Aggregates stored for a patient who has no visits at all.
+    let app = rapport_app::App::new(h.clone());
+    rapport_app::patients::create(&app, "NO-VISITS", &Default::default())
+        .await
+        .unwrap();
+    sqlx_exec(
+        &h,
+        "INSERT INTO patient_aggregates SELECT (SELECT MAX(id) FROM patients), hospital_id, first_visit, last_visit, visits, \
+         visit_days, monetary, first_day_monetary, months_with_visits, cohort_mask FROM patient_aggregates \
+         WHERE patient_key = (SELECT MIN(patient_key) FROM patient_aggregates)",
+    )
+    .await;
+    let out = rapport(&db).args(["check", "--json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["checks"][0]["violations"], 3, "{report}");
+    assert!(
+        report["checks"][0]["problems"]
+            .to_string()
+            .contains("no visits"),
+        "{report}"
+    );
 }
 
 /// Kills the server with SIGKILL while clients record visits; afterwards
