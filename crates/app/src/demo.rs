@@ -815,5 +815,6 @@ pub async fn generate(
     bulk::sync_id_sequence(&mut tx, "patients").await?;
     bulk::sync_id_sequence(&mut tx, "visits").await?;
     tx.commit().await?;
+    bulk::analyze(&app.db).await?;
     Ok(report)
 }

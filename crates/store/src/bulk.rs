@@ -161,3 +161,14 @@ pub async fn sync_id_sequence(tx: &mut Tx, table: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Refreshes the planner's statistics after a bulk load. PostgreSQL plans
+/// with guesses until autovacuum gets round to it (a point read on a fresh
+/// million-row load took 95 ms instead of 0.1 ms); SQLite's planner does
+/// well on our indexes without statistics, so nothing is done there.
+pub async fn analyze(db: &crate::Db) -> Result<()> {
+    if let crate::Db::Postgres(p) = db {
+        sqlx::query("ANALYZE").execute(p).await?;
+    }
+    Ok(())
+}
