@@ -35,22 +35,22 @@ pub struct ProblemField {
     pub message: String,
 }
 
-/// An error answer.
+/// An error answer (boxed: handlers return it in every `Result`).
 #[derive(Debug)]
-pub struct ApiError(pub StatusCode, pub Problem);
+pub struct ApiError(pub StatusCode, pub Box<Problem>);
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         ApiError(
             status,
-            Problem {
+            Box::new(Problem {
                 kind: "about:blank",
                 title: status.canonical_reason().unwrap_or("Error").to_string(),
                 status: status.as_u16(),
                 detail: Some(detail.into()),
                 code: code.to_string(),
                 errors: Vec::new(),
-            },
+            }),
         )
     }
 
@@ -95,7 +95,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut res = (self.0, axum::Json(self.1)).into_response();
+        let mut res = (self.0, axum::Json(*self.1)).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
