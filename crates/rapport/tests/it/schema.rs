@@ -15,8 +15,14 @@ fn both_migration_folders_list_the_same_versions() {
     };
     let sqlite = list("sqlite");
     assert_eq!(sqlite, list("postgres"));
-    let embedded: BTreeSet<String> = rapport_store::migrate::MIGRATIONS.iter().map(|m| format!("{}.sql", m.name)).collect();
-    assert_eq!(sqlite, embedded, "every migration file is embedded, and only those");
+    let embedded: BTreeSet<String> = rapport_store::migrate::MIGRATIONS
+        .iter()
+        .map(|m| format!("{}.sql", m.name))
+        .collect();
+    assert_eq!(
+        sqlite, embedded,
+        "every migration file is embedded, and only those"
+    );
     for (i, m) in rapport_store::migrate::MIGRATIONS.iter().enumerate() {
         assert_eq!(m.version, i as i64 + 1, "versions are consecutive");
         assert!(m.name.starts_with(&format!("{:04}_", m.version)));
