@@ -2,10 +2,17 @@
 //! its own transaction, calls the store and the domain rules, and commits;
 //! the HTTP server and the command line are thin shells around these.
 
+pub mod analytics;
+pub mod audit;
 pub mod check;
+pub mod crypto;
 pub mod demo;
 pub mod patients;
+pub mod principal;
+pub mod privacy;
+pub mod sessions;
 pub mod tokens;
+pub mod users;
 pub mod visits;
 
 use std::sync::Arc;
@@ -24,16 +31,30 @@ pub struct App {
     pub hospital_id: i64,
     clock: Clock,
     pub(crate) token_cache: tokens::TokenCache,
+    /// Whether session cookies carry `Secure` (the server is reached over
+    /// HTTPS, directly or behind a proxy).
+    pub secure_cookies: bool,
+    pub(crate) audit: audit::AuditBuffer,
+    /// The keys that seal national ids (see `crypto`).
+    pub keys: Arc<crypto::DataKeys>,
 }
 
 impl App {
     pub fn new(db: Db) -> Self {
         App {
+            audit: audit::AuditBuffer::start(db.clone()),
+            keys: Arc::new(crypto::DataKeys::none()),
             db,
             hospital_id: 1,
             clock: Arc::new(Utc::now),
             token_cache: Default::default(),
+            secure_cookies: false,
         }
+    }
+
+    pub fn with_keys(mut self, keys: crypto::DataKeys) -> Self {
+        self.keys = Arc::new(keys);
+        self
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
@@ -65,8 +86,30 @@ pub enum AppError {
     Conflict { code: &'static str, message: String },
     #[error("not permitted")]
     Forbidden,
+    /// A login or password that does not match (`invalid_credentials`).
+    #[error("invalid login or password")]
+    InvalidCredentials,
+    /// Too many failed logins (`account_locked`).
+    #[error("the account is locked until {until}")]
+    AccountLocked { until: DateTime<Utc> },
+    /// A failure inside the program (a hashing thread that died).
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(StoreError),
+}
+
+impl From<crypto::CryptoError> for AppError {
+    fn from(e: crypto::CryptoError) -> Self {
+        match e {
+            crypto::CryptoError::NoKey => AppError::Validation(ValidationErrors::single(
+                "national_id",
+                "no_data_key",
+                "national ids cannot be stored: no data key is configured",
+            )),
+            other => AppError::Store(StoreError::Corrupt(other.to_string())),
+        }
+    }
 }
 
 impl From<StoreError> for AppError {

@@ -1,42 +1,130 @@
 //! Registering, reading, editing and finding patients.
 
 use rapport_domain::PatientAggregates;
-use rapport_domain::patient::{NewPatient, Patient, PatientInput, PatientPatch, Visit};
+use rapport_domain::patient::{
+    NewPatient, Patient, PatientFields, PatientInput, PatientPatch, Visit,
+};
 use rapport_store::patients::{self as store};
 pub use rapport_store::patients::{DepartmentSpend, PatientQuery, PatientWithAggregates};
 use rapport_store::visits::{self as vstore, VisitQuery};
 
+use crate::audit::{self, Actor};
 use crate::{App, AppError, Result};
 
 /// Registers a new patient under the hospital's id.
-pub async fn create(app: &App, patient_id: &str, input: &PatientInput) -> Result<Patient> {
+pub async fn create(
+    app: &App,
+    actor: &Actor,
+    patient_id: &str,
+    input: &PatientInput,
+) -> Result<Patient> {
     let p = NewPatient::parse(patient_id, input, app.today())?;
+    let sealed = p
+        .fields
+        .national_id
+        .as_deref()
+        .map(|n| app.keys.seal(n))
+        .transpose()?;
     let now = app.now();
     let mut tx = app.db.begin().await?;
-    let id = store::insert(&mut tx, app.hospital_id, &p, now).await?;
+    let id = store::insert(&mut tx, app.hospital_id, &p, sealed.as_ref(), now).await?;
+    audit::record(
+        app,
+        &mut tx,
+        actor,
+        "patient.create",
+        Some(("patient", id)),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Patient {
         id,
         hospital_id: app.hospital_id,
         patient_id: p.patient_id,
         fields: p.fields,
+        sealed_national_id: sealed,
+        erased_at: None,
         created_at: now,
         updated_at: now,
     })
 }
 
+/// Fills `fields.national_id` from the sealed value.
+pub(crate) fn open(app: &App, p: &mut Patient) -> Result<()> {
+    if let Some(s) = &p.sealed_national_id {
+        p.fields.national_id = Some(app.keys.open(&s.ciphertext)?);
+    }
+    Ok(())
+}
+
+/// The names of the fields that differ, for the audit log (never values).
+fn changed_fields(a: &PatientFields, b: &PatientFields) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    macro_rules! cmp {
+        ($($f:ident),*) => { $( if a.$f != b.$f { out.push(stringify!($f)); } )* };
+    }
+    cmp!(
+        name,
+        sex,
+        birth_date,
+        birth_year,
+        phone,
+        email,
+        district,
+        source_channel,
+        registered_on,
+        preferred_channel,
+        preferred_language,
+        household,
+        tags,
+        notes,
+        national_id
+    );
+    out
+}
+
 /// Applies a partial update; the result is validated as a whole.
-pub async fn update(app: &App, id: i64, patch: &PatientPatch) -> Result<Patient> {
+pub async fn update(app: &App, actor: &Actor, id: i64, patch: &PatientPatch) -> Result<Patient> {
     let mut tx = app.db.begin().await?;
     let mut p = store::lock(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("patient"))?;
-    if p.hospital_id != app.hospital_id {
+    if p.hospital_id != app.hospital_id || p.erased_at.is_some() {
         return Err(AppError::NotFound("patient"));
     }
-    p.fields = patch.apply(&p.fields, app.today())?;
+    open(app, &mut p)?;
+    let new_fields = patch.apply(&p.fields, app.today())?;
+    let changed = changed_fields(&p.fields, &new_fields);
+    if changed.contains(&"national_id") {
+        p.sealed_national_id = new_fields
+            .national_id
+            .as_deref()
+            .map(|n| app.keys.seal(n))
+            .transpose()?;
+    }
+    p.fields = new_fields;
     p.updated_at = app.now();
-    store::update(&mut tx, id, &p.fields, p.updated_at).await?;
+    store::update(
+        &mut tx,
+        id,
+        &p.fields,
+        p.sealed_national_id.as_ref(),
+        p.updated_at,
+    )
+    .await?;
+    if !changed.is_empty() {
+        let detail = serde_json::json!({ "fields": changed }).to_string();
+        audit::record(
+            app,
+            &mut tx,
+            actor,
+            "patient.update",
+            Some(("patient", id)),
+            Some(detail),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(p)
 }
@@ -68,14 +156,23 @@ pub const VIEW_VISITS: i64 = 20;
 /// database instead of being computed from the fetched visits.
 const VIEW_ALL_VISITS: i64 = 500;
 
-pub async fn view(app: &App, id: i64) -> Result<PatientView> {
+pub async fn view(app: &App, actor: &Actor, id: i64) -> Result<PatientView> {
     let PatientWithAggregates {
-        patient,
+        mut patient,
         aggregates,
     } = store::get(&app.db, id)
         .await?
         .filter(|p| p.patient.hospital_id == app.hospital_id)
         .ok_or(AppError::NotFound("patient"))?;
+    open(app, &mut patient)?;
+    audit::note(
+        app,
+        actor,
+        "patient.view",
+        Some(("patient", id)),
+        "ok",
+        None,
+    );
     let (recent_visits, departments) = match &aggregates {
         None => (Vec::new(), Vec::new()),
         // One query serves both the timeline and the breakdown for all but

@@ -13,22 +13,30 @@ use sha2::{Digest, Sha256};
 
 use crate::{App, AppError, Result};
 
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub token_id: i64,
-    pub name: String,
-    pub role: Role,
-}
+pub use crate::principal::{Principal, PrincipalKind};
 
 /// Prefix that makes tokens recognisable in logs and secret scanners.
 pub const PREFIX: &str = "rpt_";
 
 pub fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Lowercase hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// 256 random bits as 64 hexadecimal digits.
+pub(crate) fn random_hex256() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex(&bytes)
 }
 
 /// Creates a token and returns it with its id; the plain token exists only
@@ -51,12 +59,7 @@ pub async fn create(app: &App, role: &str, name: &str) -> Result<(i64, String)> 
         )
         .into());
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = format!(
-        "{PREFIX}{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let token = format!("{PREFIX}{}", random_hex256());
     let mut tx = app.db.begin().await?;
     let id = store::insert(&mut tx, name, role.as_str(), &hash(&token), app.now()).await?;
     tx.commit().await?;
@@ -112,9 +115,9 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Option<Principal>> {
         return Ok(None);
     };
     let p = Principal {
-        token_id: rec.id,
         name: rec.name,
         role,
+        kind: PrincipalKind::Token { token_id: rec.id },
     };
     app.token_cache.put(h, p.clone());
     Ok(Some(p))

@@ -47,8 +47,14 @@ named_enum!(
         VisitsWrite = "visits:write",
         /// Aggregate figures without personal data.
         AnalyticsRead = "analytics:read",
+        /// Run analytics jobs (refresh the stored patient scores).
+        AnalyticsManage = "analytics:manage",
         /// Staff accounts and API tokens.
         AdminUsers = "admin:users",
+        /// Export everything about a patient, or erase it (data rights).
+        DataRights = "data_rights:manage",
+        /// Read the audit log.
+        AuditRead = "audit:read",
     }
 );
 
@@ -59,7 +65,7 @@ impl Role {
         use Role::*;
         match self {
             Admin => true,
-            Manager => !matches!(p, AdminUsers),
+            Manager => !matches!(p, AdminUsers | AuditRead),
             Marketing => matches!(p, PatientsRead | VisitsRead | AnalyticsRead),
             CustomerService => {
                 matches!(p, PatientsRead | PatientsWrite | PersonalData | VisitsRead)
@@ -111,5 +117,23 @@ mod tests {
         assert!(!Role::Analyst.allows(Permission::PatientsRead));
         assert!(!Role::Marketing.allows(Permission::PersonalData));
         assert!(!Role::Manager.allows(Permission::AdminUsers));
+        // Only admins read the audit log; admins and managers handle
+        // data-rights requests.
+        for r in Role::ALL {
+            assert_eq!(r.allows(Permission::AuditRead), *r == Role::Admin, "{r}");
+            assert_eq!(
+                r.allows(Permission::DataRights),
+                matches!(r, Role::Admin | Role::Manager),
+                "{r}"
+            );
+        }
+        // Only admins and managers run analytics jobs.
+        for r in Role::ALL {
+            assert_eq!(
+                r.allows(Permission::AnalyticsManage),
+                matches!(r, Role::Admin | Role::Manager),
+                "{r}"
+            );
+        }
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod aggregates;
 pub mod auth;
+pub mod consent;
 pub mod money;
 pub mod patient;
+pub mod staff;
 pub mod validation;
 
 pub use aggregates::PatientAggregates;

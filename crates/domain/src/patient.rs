@@ -191,6 +191,7 @@ pub struct PatientInput {
     pub household: Option<String>,
     pub tags: Option<Vec<String>>,
     pub notes: Option<String>,
+    pub national_id: Option<String>,
 }
 
 /// The parsed, valid fields of a patient.
@@ -210,6 +211,9 @@ pub struct PatientFields {
     pub household: Option<String>,
     pub tags: Vec<String>,
     pub notes: Option<String>,
+    /// In plain text only in memory: the store keeps it sealed
+    /// ([`SealedId`]) and the application opens it for those who may see it.
+    pub national_id: Option<String>,
 }
 
 impl PatientFields {
@@ -293,6 +297,16 @@ impl PatientFields {
             match normalize_email(e) {
                 Some(v) => out.email = Some(v),
                 None => errs.push("email", "invalid_email", "must be an email address"),
+            }
+        }
+        if let Some(n) = input
+            .national_id
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+        {
+            match parse_national_id(n) {
+                Ok(v) => out.national_id = Some(v),
+                Err(why) => errs.push("national_id", "invalid_national_id", why),
             }
         }
         if let Some(c) = input.preferred_channel.as_deref().filter(|s| !s.is_empty()) {
@@ -391,6 +405,7 @@ pub struct PatientPatch {
     pub household: Option<Option<String>>,
     pub tags: Option<Option<Vec<String>>>,
     pub notes: Option<Option<String>>,
+    pub national_id: Option<Option<String>>,
 }
 
 impl PatientPatch {
@@ -416,6 +431,7 @@ impl PatientPatch {
             household: current.household.clone(),
             tags: Some(current.tags.clone()),
             notes: current.notes.clone(),
+            national_id: current.national_id.clone(),
         };
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { input.$f = v.clone(); } )* };
@@ -433,7 +449,8 @@ impl PatientPatch {
             preferred_language,
             household,
             tags,
-            notes
+            notes,
+            national_id
         );
         if let Some(v) = self.birth_year {
             input.birth_year = v;
@@ -657,6 +674,26 @@ mod tests {
     }
 
     #[test]
+    fn national_ids_are_checked() {
+        // A published example number with a valid check digit.
+        assert_eq!(
+            parse_national_id("11010519491231002X"),
+            Ok("11010519491231002X".to_string())
+        );
+        assert_eq!(
+            parse_national_id("11010519491231002x"),
+            Ok("11010519491231002X".to_string())
+        );
+        assert!(
+            parse_national_id("110105194912310021").is_err(),
+            "wrong check digit"
+        );
+        assert_eq!(parse_national_id("X1234567-L"), Ok("X1234567L".to_string()));
+        assert!(parse_national_id("12").is_err());
+        assert!(parse_national_id("ab#cd!").is_err());
+    }
+
+    #[test]
     fn patch_clears_and_sets_and_revalidates() {
         let current = NewPatient::parse(
             "H1",
@@ -722,6 +759,44 @@ mod tests {
     }
 }
 
+/// Parses a national id: an 18-character Chinese resident identity number
+/// (17 digits and an ISO 7064 MOD 11-2 check character, validated), or
+/// another document number (passport, NIE: 5 to 30 letters and digits).
+/// Returns it upper-cased without spaces.
+pub fn parse_national_id(s: &str) -> Result<String, &'static str> {
+    let v: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if !(5..=30).contains(&v.len()) || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err("must be 5 to 30 letters and digits");
+    }
+    let b = v.as_bytes();
+    if b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) {
+        const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+        const C: &[u8; 11] = b"10X98765432";
+        let sum: u32 = b[..17]
+            .iter()
+            .zip(W)
+            .map(|(d, w)| u32::from(d - b'0') * w)
+            .sum();
+        if b[17] != C[(sum % 11) as usize] {
+            return Err("the check digit of this resident identity number is wrong");
+        }
+    }
+    Ok(v)
+}
+
+/// A national id as stored: AEAD ciphertext (with the id of the key that
+/// sealed it) and a keyed blind index to find equal ids without opening
+/// them. Without the key neither reveals anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SealedId {
+    pub ciphertext: String,
+    pub index: String,
+}
+
 /// A stored patient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Patient {
@@ -731,6 +806,11 @@ pub struct Patient {
     /// The hospital's id for the patient.
     pub patient_id: String,
     pub fields: PatientFields,
+    /// The national id as stored; `fields.national_id` is filled from it
+    /// only when the application opens it.
+    pub sealed_national_id: Option<SealedId>,
+    /// Set when the patient's personal data was erased on request.
+    pub erased_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }

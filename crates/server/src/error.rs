@@ -58,7 +58,17 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
-            "a valid bearer token is required",
+            "a valid bearer token or session cookie is required",
+        )
+    }
+
+    /// A cookie request that changes something without proof that it
+    /// comes from our own pages.
+    pub fn csrf_failed(reason: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            format!("cross-site request refused: {reason}"),
         )
     }
 
@@ -127,6 +137,29 @@ impl From<AppError> for ApiError {
             AppError::Forbidden => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not permitted")
             }
+            AppError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the login or the password is wrong",
+            ),
+            // 423 Locked: the account is locked for everyone, not this
+            // client throttled (429).
+            AppError::AccountLocked { until } => ApiError::new(
+                StatusCode::LOCKED,
+                "account_locked",
+                format!(
+                    "too many failed logins: the account is locked until {}",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            ),
+            AppError::Internal(e) => {
+                tracing::error!(error = %e, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an internal error occurred; it has been logged",
+                )
+            }
             AppError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 ApiError::new(
@@ -140,3 +173,58 @@ impl From<AppError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Documents on every operation the problems any route can answer
+/// (malformed or oversized requests, missing credentials, a refused
+/// permission, invalid fields), where the operation does not document
+/// them itself, so the document lists every status a client can receive.
+pub fn document_common_problems(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let mut codes = vec![
+                ("400", "`malformed_json` or another unreadable request"),
+                ("401", "`unauthenticated`: no valid credentials"),
+                (
+                    "403",
+                    "`forbidden`: the caller's role lacks the permission; `csrf_failed` for cookie requests",
+                ),
+                ("404", "`not_found`"),
+                (
+                    "422",
+                    "Invalid parameters or fields; `errors` names each one",
+                ),
+            ];
+            if op.request_body.is_some() {
+                codes.push(("413", "`payload_too_large`"));
+                codes.push(("415", "`unsupported_media_type`: the body must be JSON"));
+            }
+            for (code, description) in codes {
+                op.responses
+                    .responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| problem(description));
+            }
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! document (generated from the handlers), and `/healthz`. Handlers are
 //! thin: extract, call one use case in `rapport-app`, shape the answer.
 
+pub mod actor;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -17,13 +18,13 @@ use axum::routing::get;
 use axum::{Json, Router, middleware};
 use rapport_app::App;
 use rapport_domain::auth::Permission;
-use routes::{patients, tokens, visits};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use routes::{analytics, patients, privacy, session, tokens, users, visits};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::guarded;
+use crate::auth::{Access, guarded};
 use crate::error::ApiError;
 
 /// Largest request body accepted (1 MiB); file uploads get their own limit.
@@ -38,6 +39,14 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                rapport_app::sessions::COOKIE,
+                "The cookie set by POST /session. Requests that change something also need \
+                 X-CSRF-Token and a same-origin Sec-Fetch-Site or Origin header.",
+            ))),
+        );
     }
 }
 
@@ -45,8 +54,10 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "Rapport API",
-        description = "Patient relationships and membership for hospitals. Every route needs `Authorization: Bearer TOKEN`; \
-                       the permission each route needs is in its `x-permission` member. Errors are \
+        description = "Patient relationships and membership for hospitals. Every route needs `Authorization: Bearer TOKEN` \
+                       or a staff session cookie from `POST /session` (then changing requests also need `X-CSRF-Token`); \
+                       the permission each route needs is in its `x-permission` member (`public`: none, \
+                       `authenticated`: any caller). Errors are \
                        `application/problem+json` with a stable `code`. Money is a decimal string with two places.",
         version = "1.0.0"
     ),
@@ -57,6 +68,10 @@ impl Modify for BearerAuth {
         (name = "patients", description = "Patients and their 360° view"),
         (name = "visits", description = "Visits; every change keeps the patient's aggregates current"),
         (name = "tokens", description = "API tokens for integrations"),
+        (name = "session", description = "Staff login, logout and password"),
+        (name = "users", description = "Staff accounts"),
+        (name = "privacy", description = "Consent, data-rights requests and the audit log"),
+        (name = "analytics", description = "Figures about the patient base, lifetime value, scores and A/B tests; no personal data"),
     )
 )]
 struct ApiDoc;
@@ -64,7 +79,7 @@ struct ApiDoc;
 /// The API routes and their OpenAPI document.
 pub fn api(app: &App) -> (Router<App>, utoipa::openapi::OpenApi) {
     use Permission::*;
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(guarded(app, PatientsWrite, routes!(patients::create)))
         .routes(guarded(app, PatientsRead, routes!(patients::search)))
         .routes(guarded(app, PatientsRead, routes!(patients::get)))
@@ -75,10 +90,50 @@ pub fn api(app: &App) -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(guarded(app, VisitsRead, routes!(visits::get)))
         .routes(guarded(app, VisitsWrite, routes!(visits::replace)))
         .routes(guarded(app, VisitsWrite, routes!(visits::delete)))
+        .routes(guarded(app, PatientsRead, routes!(privacy::consents)))
+        .routes(guarded(
+            app,
+            PatientsWrite,
+            routes!(privacy::record_consent),
+        ))
+        .routes(guarded(app, DataRights, routes!(privacy::export)))
+        .routes(guarded(app, DataRights, routes!(privacy::erase)))
+        .routes(guarded(app, AuditRead, routes!(privacy::audit_log)))
+        .routes(guarded(
+            app,
+            PatientsRead,
+            routes!(analytics::patient_scores),
+        ))
+        .routes(guarded(app, AnalyticsRead, routes!(analytics::summary)))
+        .routes(guarded(app, AnalyticsRead, routes!(analytics::clv)))
+        .routes(guarded(app, AnalyticsRead, routes!(analytics::abtest)))
+        .routes(guarded(app, AnalyticsRead, routes!(analytics::runs)))
+        .routes(guarded(app, AnalyticsManage, routes!(analytics::refresh)))
         .routes(guarded(app, AdminUsers, routes!(tokens::create)))
         .routes(guarded(app, AdminUsers, routes!(tokens::list)))
         .routes(guarded(app, AdminUsers, routes!(tokens::revoke)))
-        .split_for_parts()
+        .routes(guarded(app, Access::Public, routes!(session::login)))
+        .routes(guarded(
+            app,
+            Access::Authenticated,
+            routes!(session::current),
+        ))
+        .routes(guarded(
+            app,
+            Access::Authenticated,
+            routes!(session::logout),
+        ))
+        .routes(guarded(
+            app,
+            Access::Authenticated,
+            routes!(session::change_password),
+        ))
+        .routes(guarded(app, AdminUsers, routes!(users::create)))
+        .routes(guarded(app, AdminUsers, routes!(users::list)))
+        .routes(guarded(app, AdminUsers, routes!(users::deactivate)))
+        .split_for_parts();
+    error::document_common_problems(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document as served.
@@ -144,7 +199,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "serving");
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -5,15 +5,20 @@
 //! opens one, calls as many repository functions as the use case needs,
 //! and commits. Nothing here knows about HTTP.
 
+pub mod analytics;
+pub mod audit;
 pub mod bulk;
 pub mod check;
+pub mod consents;
 mod db;
 pub mod hospitals;
 pub mod migrate;
 pub mod patients;
 mod row;
+pub mod sessions;
 pub mod sync;
 pub mod tokens;
+pub mod users;
 pub mod visits;
 
 pub use db::{Db, Engine, Options, Tx};

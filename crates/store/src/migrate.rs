@@ -27,6 +27,9 @@ macro_rules! migrations {
 /// Every migration, oldest first.
 pub const MIGRATIONS: &[Migration] = migrations![
     1 "0001_core",
+    2 "0002_scores",
+    3 "0003_staff",
+    4 "0004_privacy",
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

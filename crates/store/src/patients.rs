@@ -2,14 +2,16 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rapport_domain::PatientAggregates;
-use rapport_domain::patient::{Channel, Language, NewPatient, Patient, PatientFields, Sex};
+use rapport_domain::patient::{
+    Channel, Language, NewPatient, Patient, PatientFields, SealedId, Sex,
+};
 
 use crate::bulk::Value;
 use crate::{AnyRow, Db, Engine, Result, StoreError, Tx, on_read, on_tx};
 
 const COLUMNS: &str = "p.id, p.hospital_id, p.patient_id, p.name, p.sex, p.birth_date, p.birth_year, p.phone, \
      p.email, p.district, p.source_channel, p.registered_on, p.preferred_channel, p.preferred_language, \
-     p.household, p.tags, p.notes, p.created_at, p.updated_at";
+     p.household, p.tags, p.notes, p.national_id_enc, p.national_id_index, p.erased_at, p.created_at, p.updated_at";
 
 const AGG_COLUMNS: &str = "a.first_visit, a.last_visit, a.visits, a.visit_days, a.monetary, \
      a.first_day_monetary, a.months_with_visits, a.cohort_mask";
@@ -48,7 +50,16 @@ pub(crate) fn patient_from_row(r: &impl AnyRow) -> Result<Patient> {
             household: r.col("household")?,
             tags: serde_json::from_str(&tags).map_err(|_| corrupt("tags", &tags))?,
             notes: r.col("notes")?,
+            national_id: None,
         },
+        sealed_national_id: match (
+            r.col::<Option<String>>("national_id_enc")?,
+            r.col::<Option<String>>("national_id_index")?,
+        ) {
+            (Some(ciphertext), Some(index)) => Some(SealedId { ciphertext, index }),
+            _ => None,
+        },
+        erased_at: r.col("erased_at")?,
         created_at: r.col("created_at")?,
         updated_at: r.col("updated_at")?,
     })
@@ -76,17 +87,19 @@ fn tags_json(f: &PatientFields) -> String {
 }
 
 /// Inserts a patient; `Conflict("patient")` when the hospital id exists.
+/// The national id goes in only sealed (`fields.national_id` is ignored).
 pub async fn insert(
     tx: &mut Tx,
     hospital_id: i64,
     p: &NewPatient,
+    sealed: Option<&SealedId>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let f = &p.fields;
     let sql = "INSERT INTO patients (hospital_id, patient_id, name, sex, birth_date, birth_year, phone, email, \
                district, source_channel, registered_on, preferred_channel, preferred_language, household, tags, \
-               notes, created_at, updated_at) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id";
+               notes, created_at, updated_at, national_id_enc, national_id_index) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19) RETURNING id";
     let id: (i64,) = on_tx!(tx, c => sqlx::query_as(sql)
         .bind(hospital_id)
         .bind(&p.patient_id)
@@ -105,17 +118,27 @@ pub async fn insert(
         .bind(tags_json(f))
         .bind(&f.notes)
         .bind(now)
+        .bind(sealed.map(|s| s.ciphertext.as_str()))
+        .bind(sealed.map(|s| s.index.as_str()))
         .fetch_one(&mut *c)
         .await)
     .map_err(|e| StoreError::unique(e, "patient"))?;
     Ok(id.0)
 }
 
-/// Rewrites every editable field of a patient.
-pub async fn update(tx: &mut Tx, id: i64, f: &PatientFields, now: DateTime<Utc>) -> Result<()> {
+/// Rewrites every editable field of a patient, the sealed national id
+/// included (`None` clears it).
+pub async fn update(
+    tx: &mut Tx,
+    id: i64,
+    f: &PatientFields,
+    sealed: Option<&SealedId>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let sql = "UPDATE patients SET name = $2, sex = $3, birth_date = $4, birth_year = $5, phone = $6, email = $7, \
                district = $8, source_channel = $9, registered_on = $10, preferred_channel = $11, \
-               preferred_language = $12, household = $13, tags = $14, notes = $15, updated_at = $16 WHERE id = $1";
+               preferred_language = $12, household = $13, tags = $14, notes = $15, updated_at = $16, \
+               national_id_enc = $17, national_id_index = $18 WHERE id = $1";
     let done = on_tx!(tx, c => sqlx::query(sql)
         .bind(id)
         .bind(&f.name)
@@ -133,6 +156,8 @@ pub async fn update(tx: &mut Tx, id: i64, f: &PatientFields, now: DateTime<Utc>)
         .bind(tags_json(f))
         .bind(&f.notes)
         .bind(now)
+        .bind(sealed.map(|s| s.ciphertext.as_str()))
+        .bind(sealed.map(|s| s.index.as_str()))
         .execute(&mut *c)
         .await?
         .rows_affected());
@@ -140,6 +165,28 @@ pub async fn update(tx: &mut Tx, id: i64, f: &PatientFields, now: DateTime<Utc>)
         return Err(StoreError::NotFound("patient"));
     }
     Ok(())
+}
+
+/// Replaces the hospital id and marks the patient erased (the fields are
+/// cleared by the caller through [`update`]).
+pub async fn mark_erased(
+    tx: &mut Tx,
+    id: i64,
+    placeholder_id: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE patients SET patient_id = $2, erased_at = $3, updated_at = $3 WHERE id = $1")
+        .bind(id).bind(placeholder_id).bind(now).execute(&mut *c).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Platform ids of the patients whose national id has this blind index.
+pub async fn keys_by_national_id(db: &Db, hospital_id: i64, index: &str) -> Result<Vec<i64>> {
+    let sql =
+        "SELECT id FROM patients WHERE hospital_id = $1 AND national_id_index = $2 ORDER BY id";
+    let rows: Vec<(i64,)> =
+        on_read!(db, p => sqlx::query_as(sql).bind(hospital_id).bind(index).fetch_all(p).await?);
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// Reads a patient inside a write transaction and locks its row until the

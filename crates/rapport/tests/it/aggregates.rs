@@ -55,9 +55,14 @@ async fn run_case(app: &App, case: usize, ops: &[Op]) -> Result<(), TestCaseErro
     let mut keys = Vec::new();
     for p in 0..3 {
         let pid = format!("C{case}P{p}");
-        let created = patients::create(app, &pid, &PatientInput::default())
-            .await
-            .unwrap();
+        let created = patients::create(
+            app,
+            &rapport_app::audit::Actor::cli(),
+            &pid,
+            &PatientInput::default(),
+        )
+        .await
+        .unwrap();
         keys.push((pid, created.id));
     }
     // Model: visit platform id -> (patient index, day, amount, visit_id).

@@ -35,16 +35,38 @@ async fn every_route_demands_its_permission(engine: Engine) {
         tokens.push((*r, t.token(r.as_str()).await));
     }
     let mut operations = 0;
+    let mut public = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             operations += 1;
-            let perm = op["x-permission"]
+            let declared = op["x-permission"]
                 .as_str()
                 .unwrap_or_else(|| panic!("{method} {path} declares no permission"));
-            let perm = Permission::from_code(perm)
-                .unwrap_or_else(|| panic!("{method} {path}: unknown permission {perm}"));
             let url = t.url(&format!("/api/v1{}", concrete(path, pid)));
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            if declared == "public" {
+                // Exempt from the 401 checks (and only these: see below).
+                public.push(format!("{method} {path}"));
+                let res = t
+                    .client
+                    .request(m.clone(), &url)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                assert!(
+                    status != 401 && status != 403,
+                    "public {method} {path} must be reachable without credentials, got {status}"
+                );
+                continue;
+            }
+            // `None`: any authenticated caller.
+            let perm = (declared != "authenticated").then(|| {
+                Permission::from_code(declared)
+                    .unwrap_or_else(|| panic!("{method} {path}: unknown permission {declared}"))
+            });
+            let allows = |role: &Role| perm.is_none_or(|p| role.allows(p));
             // Bodies are deliberately empty objects: an allowed call then
             // fails validation (422) or succeeds, never 401/403.
             let res = t
@@ -72,8 +94,22 @@ async fn every_route_demands_its_permission(engine: Engine) {
                 401,
                 "{method} {path} with a forged token"
             );
+            let res = t
+                .client
+                .request(m.clone(), &url)
+                .header("cookie", format!("rapport_session={}", "ab".repeat(32)))
+                .header("sec-fetch-site", "same-origin")
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status().as_u16(),
+                401,
+                "{method} {path} with a forged session cookie"
+            );
             for (role, tok) in &tokens {
-                if *method == "delete" && role.allows(perm) {
+                if *method == "delete" && allows(role) {
                     continue; // would delete the fixtures; allowed deletes are tested elsewhere
                 }
                 let res = t
@@ -85,7 +121,7 @@ async fn every_route_demands_its_permission(engine: Engine) {
                     .await
                     .unwrap();
                 let status = res.status().as_u16();
-                if role.allows(perm) {
+                if allows(role) {
                     assert!(
                         status != 401 && status != 403,
                         "{role} should reach {method} {path}, got {status}"
@@ -99,6 +135,11 @@ async fn every_route_demands_its_permission(engine: Engine) {
         }
     }
     assert!(operations >= 13, "walked only {operations} operations");
+    assert_eq!(
+        public,
+        ["post /session"],
+        "only logging in is open without credentials"
+    );
     let health = t.client.get(t.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
 }
@@ -164,4 +205,35 @@ async fn marketing_sees_masked_contacts(engine: Engine) {
         )
         .await;
     assert_eq!(v["phone"], "13812345678");
+}
+
+/// The permission table in docs/security.md says exactly what
+/// `Role::allows` does, for every permission.
+#[test]
+fn the_documented_permission_table_is_the_code() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/security.md"
+    ))
+    .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in doc.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let Some(perm) = Permission::from_code(cells[1].trim_matches('`')) else {
+            continue;
+        };
+        let documented: std::collections::BTreeSet<&str> = cells[3].split(", ").collect();
+        let actual: std::collections::BTreeSet<&str> = Role::ALL
+            .iter()
+            .filter(|r| r.allows(perm))
+            .map(|r| r.as_str())
+            .collect();
+        assert_eq!(documented, actual, "roles holding {perm}");
+        seen.insert(perm);
+    }
+    assert_eq!(
+        seen.len(),
+        Permission::ALL.len(),
+        "every permission is in the table"
+    );
 }

@@ -211,9 +211,14 @@ async fn check_finds_corrupted_aggregates(engine: Engine) {
     assert_eq!(report["checks"][0]["violations"], 2);
     // Aggregates stored for a patient who has no visits at all.
     let app = rapport_app::App::new(h.clone());
-    rapport_app::patients::create(&app, "NO-VISITS", &Default::default())
-        .await
-        .unwrap();
+    rapport_app::patients::create(
+        &app,
+        &rapport_app::audit::Actor::cli(),
+        "NO-VISITS",
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     sqlx_exec(
         &h,
         "INSERT INTO patient_aggregates SELECT (SELECT MAX(id) FROM patients), hospital_id, first_visit, last_visit, visits, \
@@ -247,10 +252,18 @@ async fn kill_9_during_writes_loses_nothing_acknowledged(engine: Engine) {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Find the address in what the server prints, and keep draining its
+    // output so it never writes into a closed pipe.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    while !line.contains("serving on http://") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the server printed no address"
+        );
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let addr = line
         .split("http://")
         .nth(1)

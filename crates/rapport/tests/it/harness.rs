@@ -99,8 +99,18 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(engine: Engine) -> Option<TestApp> {
+        Self::spawn_with(engine, |app| app).await
+    }
+
+    /// Like [`TestApp::spawn`], with the `App` adjusted before it serves
+    /// (a controllable clock, secure cookies).
+    pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(App) -> App) -> Option<TestApp> {
         let db = TestDb::new(engine).await?;
-        let app = App::new(db.open().await);
+        // A data key of its own, as the binary loads from its key file.
+        let keys =
+            rapport_app::crypto::DataKeys::parse(&rapport_app::crypto::DataKeys::generate_line())
+                .expect("key");
+        let app = adjust(App::new(db.open().await).with_keys(keys));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -3,9 +3,12 @@
 mod harness;
 
 mod aggregates;
+mod analytics;
 mod api_errors;
 mod auth;
 mod cli;
 mod patients;
+mod privacy;
 mod schema;
+mod sessions;
 mod visits;

@@ -1,5 +1,9 @@
+pub mod analytics;
 pub mod patients;
+pub mod privacy;
+pub mod session;
 pub mod tokens;
+pub mod users;
 pub mod visits;
 
 use serde::{Deserialize, Deserializer};

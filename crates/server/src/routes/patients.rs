@@ -1,13 +1,11 @@
 //! `/api/v1/patients`: register, read (the 360° view), edit and search.
 
-use axum::Extension;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rapport_app::App;
 use rapport_app::patients::PatientQuery;
 use rapport_app::patients::{self, PatientView};
-use rapport_app::tokens::Principal;
 use rapport_domain::PatientAggregates;
 use rapport_domain::auth::mask;
 use rapport_domain::money::format_minor;
@@ -17,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::visits::VisitOut;
 use super::{default_limit, double_option};
+use crate::actor::Who;
 use crate::auth::sees_personal_data;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -47,6 +46,9 @@ pub struct CreatePatient {
     pub household: Option<String>,
     pub tags: Option<Vec<String>>,
     pub notes: Option<String>,
+    /// National id (resident identity card or passport number); stored
+    /// encrypted.
+    pub national_id: Option<String>,
 }
 
 /// The answer to a registration.
@@ -89,6 +91,8 @@ pub struct UpdatePatient {
     pub tags: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "double_option")]
     pub notes: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub national_id: Option<Option<String>>,
 }
 
 /// A patient's profile. Phone and email are masked (`138****5678`) for
@@ -110,8 +114,13 @@ pub struct PatientOut {
     pub preferred_language: Option<String>,
     pub household: Option<String>,
     pub tags: Vec<String>,
+    /// Free-text notes; hidden (`null`) for roles without personal data.
     pub notes: Option<String>,
+    /// Masked (`110***********002X`) for roles without personal data.
+    pub national_id: Option<String>,
     pub masked: bool,
+    /// When the patient's personal data was erased on request.
+    pub erased_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -221,7 +230,9 @@ pub(crate) fn patient_out(p: Patient, unmasked: bool) -> PatientOut {
         household: f.household,
         tags: f.tags,
         notes: if unmasked { f.notes } else { None },
+        national_id: m(f.national_id),
         masked: !unmasked,
+        erased_at: p.erased_at,
         created_at: p.created_at,
         updated_at: p.updated_at,
     }
@@ -263,6 +274,7 @@ fn age(birth_date: Option<NaiveDate>, birth_year: Option<i32>, today: NaiveDate)
     ))]
 pub async fn create(
     axum::extract::State(app): axum::extract::State<App>,
+    who: Who,
     ApiJson(body): ApiJson<CreatePatient>,
 ) -> ApiResult<impl IntoResponse> {
     let input = PatientInput {
@@ -280,8 +292,9 @@ pub async fn create(
         household: body.household,
         tags: body.tags,
         notes: body.notes,
+        national_id: body.national_id,
     };
-    let p = patients::create(&app, &body.patient_id, &input).await?;
+    let p = patients::create(&app, &who.actor, &body.patient_id, &input).await?;
     let location = format!("/api/v1/patients/{}", p.id);
     Ok((
         StatusCode::CREATED,
@@ -303,7 +316,7 @@ pub async fn create(
     ))]
 pub async fn get(
     axum::extract::State(app): axum::extract::State<App>,
-    Extension(who): Extension<Principal>,
+    who: Who,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<axum::Json<PatientViewOut>> {
     let PatientView {
@@ -312,9 +325,9 @@ pub async fn get(
         recent_visits,
         departments,
         household,
-    } = patients::view(&app, id).await?;
+    } = patients::view(&app, &who.actor, id).await?;
     let today = app.today();
-    let unmasked = sees_personal_data(&who);
+    let unmasked = sees_personal_data(&who.principal);
     Ok(axum::Json(PatientViewOut {
         age: age(patient.fields.birth_date, patient.fields.birth_year, today),
         patient: patient_out(patient, unmasked),
@@ -351,7 +364,7 @@ pub async fn get(
     ))]
 pub async fn update(
     axum::extract::State(app): axum::extract::State<App>,
-    Extension(who): Extension<Principal>,
+    who: Who,
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<UpdatePatient>,
 ) -> ApiResult<axum::Json<PatientOut>> {
@@ -370,9 +383,13 @@ pub async fn update(
         household: b.household,
         tags: b.tags,
         notes: b.notes,
+        national_id: b.national_id,
     };
-    let p = patients::update(&app, id, &patch).await?;
-    Ok(axum::Json(patient_out(p, sees_personal_data(&who))))
+    let p = patients::update(&app, &who.actor, id, &patch).await?;
+    Ok(axum::Json(patient_out(
+        p,
+        sees_personal_data(&who.principal),
+    )))
 }
 
 /// Search patients by name, phone or hospital id.
@@ -384,7 +401,7 @@ pub async fn update(
     ))]
 pub async fn search(
     axum::extract::State(app): axum::extract::State<App>,
-    Extension(who): Extension<Principal>,
+    who: Who,
     ApiQuery(p): ApiQuery<SearchParams>,
 ) -> ApiResult<axum::Json<PatientPage>> {
     if !(1..=patients::MAX_LIMIT).contains(&p.limit) {
@@ -419,7 +436,7 @@ pub async fn search(
     )
     .await?;
     let today = app.today();
-    let unmasked = sees_personal_data(&who);
+    let unmasked = sees_personal_data(&who.principal);
     Ok(axum::Json(PatientPage {
         items: page
             .items
