@@ -146,6 +146,9 @@ pub struct PatientView {
     pub recent_visits: Vec<Visit>,
     pub departments: Vec<DepartmentSpend>,
     pub household: Vec<HouseholdMember>,
+    /// From the latest scores refresh; `None` before one found the
+    /// patient active.
+    pub scores: Option<crate::analytics::StoredScore>,
 }
 
 /// How many visits the 360° view embeds; the rest are paged through the
@@ -227,12 +230,14 @@ pub async fn view(app: &App, actor: &Actor, id: i64) -> Result<PatientView> {
         .collect(),
         None => Vec::new(),
     };
+    let scores = crate::analytics::patient_scores(app, id).await?;
     Ok(PatientView {
         patient,
         aggregates,
         recent_visits,
         departments,
         household,
+        scores,
     })
 }
 

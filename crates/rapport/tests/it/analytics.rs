@@ -715,10 +715,19 @@ async fn refresh_stores_scores_and_the_api_serves_them(engine: Engine) {
     assert_eq!(v["clv_12m"], money(clv.unwrap()));
     assert_eq!(v["churn_risk"], churn == 1);
     assert_eq!(v["refreshed_at"], first["refreshed_at"]);
+    // The 360° view shows the same scores.
+    let (_, view) = t
+        .call("GET", &format!("/api/v1/patients/{key}"), None)
+        .await;
+    assert_eq!(view["scores"], v);
     let (s, _) = t
         .call("GET", &format!("/api/v1/patients/{newcomer}/scores"), None)
         .await;
     assert_eq!(s, 404, "a patient without visits has no scores");
+    let (_, view) = t
+        .call("GET", &format!("/api/v1/patients/{newcomer}"), None)
+        .await;
+    assert_eq!(view["scores"], serde_json::Value::Null);
     let analyst = t.token("analyst").await;
     let (s, _) = t
         .call_as(

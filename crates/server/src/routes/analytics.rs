@@ -497,16 +497,22 @@ pub async fn patient_scores(
     let s = analytics::patient_scores(&app, id)
         .await?
         .ok_or_else(|| ApiError::not_found("scores"))?;
-    Ok(axum::Json(PatientScoresOut {
-        id: s.patient_key,
-        r_score: s.r_score,
-        f_score: s.f_score,
-        m_score: s.m_score,
-        segment: s.segment,
-        p_alive: s.p_alive,
-        expected_visits_90d: s.expected_visits_90d,
-        clv_12m: s.clv_12m.map(|m| format_minor(i128::from(m))),
-        churn_risk: s.churn_risk,
-        refreshed_at: s.refreshed_at,
-    }))
+    Ok(axum::Json(s.into()))
+}
+
+impl From<analytics::StoredScore> for PatientScoresOut {
+    fn from(s: analytics::StoredScore) -> Self {
+        PatientScoresOut {
+            id: s.patient_key,
+            r_score: s.r_score,
+            f_score: s.f_score,
+            m_score: s.m_score,
+            segment: s.segment,
+            p_alive: s.p_alive,
+            expected_visits_90d: s.expected_visits_90d,
+            clv_12m: s.clv_12m.map(|m| format_minor(i128::from(m))),
+            churn_risk: s.churn_risk,
+            refreshed_at: s.refreshed_at,
+        }
+    }
 }

@@ -171,6 +171,9 @@ pub struct PatientViewOut {
     /// Spend per department, largest first.
     pub departments: Vec<DepartmentOut>,
     pub household_members: Vec<HouseholdMemberOut>,
+    /// R/F/M, segment, P(alive), expected visits, 12-month value and churn
+    /// risk from the latest scores refresh; `null` before one.
+    pub scores: Option<super::analytics::PatientScoresOut>,
 }
 
 /// One search hit.
@@ -325,10 +328,12 @@ pub async fn get(
         recent_visits,
         departments,
         household,
+        scores,
     } = patients::view(&app, &who.actor, id).await?;
     let today = app.today();
     let unmasked = sees_personal_data(&who.principal);
     Ok(axum::Json(PatientViewOut {
+        scores: scores.map(Into::into),
         age: age(patient.fields.birth_date, patient.fields.birth_year, today),
         patient: patient_out(patient, unmasked),
         aggregates: aggregates.map(|a| aggregates_out(a, today)),

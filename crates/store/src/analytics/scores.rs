@@ -131,6 +131,11 @@ pub async fn get(db: &Db, patient_key: i64) -> Result<Option<StoredScore>> {
         "SELECT {} FROM patient_scores WHERE patient_key = $1",
         COLUMNS.join(", ")
     );
+    if let Db::Sqlite { sync, .. } = db {
+        return Ok(sync
+            .query(&sql, &[patient_key.into()], |r| from_row(r))?
+            .pop());
+    }
     on_read!(db, p => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(patient_key).fetch_optional(p).await? {
         Some(r) => Ok(Some(from_row(&r)?)),
         None => Ok(None),
