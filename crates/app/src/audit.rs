@@ -223,3 +223,17 @@ impl Actor {
         }
     }
 }
+
+/// Records an action that has no transaction of its own (an export to a
+/// file, say), durably, before returning.
+pub async fn record_now(
+    app: &App,
+    actor: &Actor,
+    action: &str,
+    detail: Option<String>,
+) -> Result<()> {
+    let mut tx = app.db.begin().await?;
+    record(app, &mut tx, actor, action, None, detail).await?;
+    tx.commit().await?;
+    Ok(())
+}

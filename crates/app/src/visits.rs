@@ -8,6 +8,7 @@ use rapport_store::Tx;
 use rapport_store::patients as pstore;
 use rapport_store::visits::{self as store, VisitQuery};
 
+use crate::audit::{self, Actor};
 use crate::patients::{MAX_LIMIT, Page};
 use crate::{App, AppError, Result};
 
@@ -35,7 +36,12 @@ async fn locked_visit(app: &App, tx: &mut Tx, id: i64) -> Result<i64> {
 }
 
 /// Records a visit of the patient with the hospital's id `patient_id`.
-pub async fn create(app: &App, patient_id: &str, input: &VisitInput) -> Result<Visit> {
+pub async fn create(
+    app: &App,
+    actor: &Actor,
+    patient_id: &str,
+    input: &VisitInput,
+) -> Result<Visit> {
     let v = VisitFields::parse(input, app.today())?;
     let mut tx = app.db.begin().await?;
     let key = patient_key(app, &mut tx, patient_id).await?;
@@ -44,13 +50,33 @@ pub async fn create(app: &App, patient_id: &str, input: &VisitInput) -> Result<V
     let visit = store::get_tx(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("visit"))?;
+    audit::record(
+        app,
+        &mut tx,
+        actor,
+        "visit.create",
+        Some(("patient", key)),
+        Some(visit_detail(id)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(visit)
 }
 
+/// The audit detail of a visit change: its id, nothing clinical.
+fn visit_detail(id: i64) -> String {
+    serde_json::json!({ "visit": id }).to_string()
+}
+
 /// Rewrites a visit; when it moves to another patient, both patients'
 /// aggregates are refreshed.
-pub async fn update(app: &App, id: i64, patient_id: &str, input: &VisitInput) -> Result<Visit> {
+pub async fn update(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    patient_id: &str,
+    input: &VisitInput,
+) -> Result<Visit> {
     let v = VisitFields::parse(input, app.today())?;
     let mut tx = app.db.begin().await?;
     let old_key = locked_visit(app, &mut tx, id).await?;
@@ -74,20 +100,47 @@ pub async fn update(app: &App, id: i64, patient_id: &str, input: &VisitInput) ->
     store::refresh_aggregates(&mut tx, new_key).await?;
     if old_key != new_key {
         store::refresh_aggregates(&mut tx, old_key).await?;
+        audit::record(
+            app,
+            &mut tx,
+            actor,
+            "visit.move",
+            Some(("patient", old_key)),
+            Some(visit_detail(id)),
+        )
+        .await?;
     }
     let visit = store::get_tx(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("visit"))?;
+    audit::record(
+        app,
+        &mut tx,
+        actor,
+        "visit.update",
+        Some(("patient", new_key)),
+        Some(visit_detail(id)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(visit)
 }
 
-pub async fn delete(app: &App, id: i64) -> Result<()> {
+pub async fn delete(app: &App, actor: &Actor, id: i64) -> Result<()> {
     let mut tx = app.db.begin().await?;
     let key = locked_visit(app, &mut tx, id).await?;
     pstore::lock(&mut tx, key).await?;
     store::delete(&mut tx, id).await?;
     store::refresh_aggregates(&mut tx, key).await?;
+    audit::record(
+        app,
+        &mut tx,
+        actor,
+        "visit.delete",
+        Some(("patient", key)),
+        Some(visit_detail(id)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -766,6 +766,15 @@ async fn export_scores(app: &App, file: &std::path::Path, as_of: NaiveDate) -> R
             return Err(e).with_context(|| format!("cannot write {}", file.display()));
         }
     };
+    let detail = serde_json::json!({"file": file.display().to_string(), "rows": n, "as_of": as_of})
+        .to_string();
+    rapport_app::audit::record_now(
+        app,
+        &rapport_app::audit::Actor::cli(),
+        "export.scores",
+        Some(detail),
+    )
+    .await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{Days, NaiveDate};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use rapport_app::audit::Actor;
 use rapport_app::{App, patients, visits};
 use rapport_domain::PatientAggregates;
 use rapport_domain::patient::{PatientInput, VisitInput};
@@ -75,9 +76,14 @@ async fn run_case(app: &App, case: usize, ops: &[Op]) -> Result<(), TestCaseErro
                 amount,
             } => {
                 let vid = format!("C{case}V{n}");
-                let v = visits::create(app, &keys[patient].0, &input(&vid, day, amount))
-                    .await
-                    .unwrap();
+                let v = visits::create(
+                    app,
+                    &Actor::cli(),
+                    &keys[patient].0,
+                    &input(&vid, day, amount),
+                )
+                .await
+                .unwrap();
                 live.insert(v.id, (patient, day, amount, vid));
             }
             Op::Update {
@@ -88,14 +94,20 @@ async fn run_case(app: &App, case: usize, ops: &[Op]) -> Result<(), TestCaseErro
             } if !live.is_empty() => {
                 let id = *live.keys().nth(which % live.len()).unwrap();
                 let vid = live[&id].3.clone();
-                visits::update(app, id, &keys[patient].0, &input(&vid, day, amount))
-                    .await
-                    .unwrap();
+                visits::update(
+                    app,
+                    &Actor::cli(),
+                    id,
+                    &keys[patient].0,
+                    &input(&vid, day, amount),
+                )
+                .await
+                .unwrap();
                 live.insert(id, (patient, day, amount, vid));
             }
             Op::Delete { which } if !live.is_empty() => {
                 let id = *live.keys().nth(which % live.len()).unwrap();
-                visits::delete(app, id).await.unwrap();
+                visits::delete(app, &Actor::cli(), id).await.unwrap();
                 live.remove(&id);
             }
             _ => {}

@@ -325,6 +325,15 @@ async fn check_export(
             .args(["--as-of", as_of]),
     );
     assert!(out.contains("Wrote the scores of"), "{out}");
+    // Every export is in the audit log.
+    let sql = "SELECT COUNT(*) FROM audit_log WHERE action = 'export.scores' AND actor = 'cli'";
+    let exports: i64 = match h {
+        rapport_app::Db::Sqlite { read, .. } => {
+            sqlx::query_scalar(sql).fetch_one(read).await.unwrap()
+        }
+        rapport_app::Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+    };
+    assert!(exports >= 1, "the export was not audited");
     let (header, rows) = read_csv(&file);
     assert_eq!(header, SCORES_HEADER);
     assert_eq!(

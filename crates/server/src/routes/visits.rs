@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::default_limit;
+use crate::actor::Who;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -127,10 +128,11 @@ fn input(b: VisitIn) -> (String, VisitInput) {
     ))]
 pub async fn create(
     State(app): State<App>,
+    who: Who,
     ApiJson(b): ApiJson<VisitIn>,
 ) -> ApiResult<impl IntoResponse> {
     let (patient_id, input) = input(b);
-    let v = visits::create(&app, &patient_id, &input).await?;
+    let v = visits::create(&app, &who.actor, &patient_id, &input).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/visits/{}", v.id))],
@@ -161,12 +163,15 @@ pub async fn get(
     ))]
 pub async fn replace(
     State(app): State<App>,
+    who: Who,
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<VisitIn>,
 ) -> ApiResult<axum::Json<VisitOut>> {
     let (patient_id, input) = input(b);
     Ok(axum::Json(
-        visits::update(&app, id, &patient_id, &input).await?.into(),
+        visits::update(&app, &who.actor, id, &patient_id, &input)
+            .await?
+            .into(),
     ))
 }
 
@@ -174,8 +179,12 @@ pub async fn replace(
 #[utoipa::path(delete, path = "/visits/{id}", tag = "visits",
     params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn delete(State(app): State<App>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
-    visits::delete(&app, id).await?;
+pub async fn delete(
+    State(app): State<App>,
+    who: Who,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    visits::delete(&app, &who.actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
