@@ -12,8 +12,10 @@ use crate::audit::{self, Actor};
 use crate::patients::{MAX_LIMIT, Page};
 use crate::{App, AppError, Result};
 
-async fn patient_key(app: &App, tx: &mut Tx, patient_id: &str) -> Result<i64> {
-    let key = pstore::key_by_patient_id(tx, app.hospital_id, patient_id)
+/// The platform id of the patient with the hospital's id `patient_id`;
+/// a 422 naming `patient_id` when there is none.
+async fn key_of(app: &App, tx: &mut Tx, patient_id: &str) -> Result<i64> {
+    pstore::key_by_patient_id(tx, app.hospital_id, patient_id)
         .await?
         .ok_or_else(|| {
             ValidationErrors::single(
@@ -21,7 +23,12 @@ async fn patient_key(app: &App, tx: &mut Tx, patient_id: &str) -> Result<i64> {
                 "unknown_patient",
                 format!("no patient with id {patient_id:?}"),
             )
-        })?;
+            .into()
+        })
+}
+
+async fn patient_key(app: &App, tx: &mut Tx, patient_id: &str) -> Result<i64> {
+    let key = key_of(app, tx, patient_id).await?;
     pstore::lock(tx, key).await?;
     Ok(key)
 }
@@ -81,15 +88,7 @@ pub async fn update(
     let mut tx = app.db.begin().await?;
     let old_key = locked_visit(app, &mut tx, id).await?;
     // Lock in key order so two moves in opposite directions cannot deadlock.
-    let new_key = pstore::key_by_patient_id(&mut tx, app.hospital_id, patient_id)
-        .await?
-        .ok_or_else(|| {
-            ValidationErrors::single(
-                "patient_id",
-                "unknown_patient",
-                format!("no patient with id {patient_id:?}"),
-            )
-        })?;
+    let new_key = key_of(app, &mut tx, patient_id).await?;
     let mut keys = [old_key, new_key];
     keys.sort_unstable();
     pstore::lock(&mut tx, keys[0]).await?;

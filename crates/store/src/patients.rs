@@ -86,6 +86,30 @@ fn tags_json(f: &PatientFields) -> String {
     serde_json::to_string(&f.tags).unwrap_or_else(|_| "[]".into())
 }
 
+/// Binds the editable fields in the order insert and update list them:
+/// name, sex, birth_date, birth_year, phone, email, district,
+/// source_channel, registered_on, preferred_channel, preferred_language,
+/// household, tags, notes.
+macro_rules! bind_fields {
+    ($q:expr, $f:expr) => {{
+        let f: &PatientFields = $f;
+        $q.bind(&f.name)
+            .bind(f.sex.map(Sex::as_str))
+            .bind(f.birth_date)
+            .bind(f.birth_year)
+            .bind(&f.phone)
+            .bind(&f.email)
+            .bind(&f.district)
+            .bind(&f.source_channel)
+            .bind(f.registered_on)
+            .bind(f.preferred_channel.map(Channel::as_str))
+            .bind(f.preferred_language.map(Language::as_str))
+            .bind(&f.household)
+            .bind(tags_json(f))
+            .bind(&f.notes)
+    }};
+}
+
 /// Inserts a patient; `Conflict("patient")` when the hospital id exists.
 /// The national id goes in only sealed (`fields.national_id` is ignored).
 pub async fn insert(
@@ -100,29 +124,14 @@ pub async fn insert(
                district, source_channel, registered_on, preferred_channel, preferred_language, household, tags, \
                notes, created_at, updated_at, national_id_enc, national_id_index) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19) RETURNING id";
-    let id: (i64,) = on_tx!(tx, c => sqlx::query_as(sql)
-        .bind(hospital_id)
-        .bind(&p.patient_id)
-        .bind(&f.name)
-        .bind(f.sex.map(Sex::as_str))
-        .bind(f.birth_date)
-        .bind(f.birth_year)
-        .bind(&f.phone)
-        .bind(&f.email)
-        .bind(&f.district)
-        .bind(&f.source_channel)
-        .bind(f.registered_on)
-        .bind(f.preferred_channel.map(Channel::as_str))
-        .bind(f.preferred_language.map(Language::as_str))
-        .bind(&f.household)
-        .bind(tags_json(f))
-        .bind(&f.notes)
+    let id: (i64,) =
+        on_tx!(tx, c => bind_fields!(sqlx::query_as(sql).bind(hospital_id).bind(&p.patient_id), f)
         .bind(now)
         .bind(sealed.map(|s| s.ciphertext.as_str()))
         .bind(sealed.map(|s| s.index.as_str()))
         .fetch_one(&mut *c)
         .await)
-    .map_err(|e| StoreError::unique(e, "patient"))?;
+        .map_err(|e| StoreError::unique(e, "patient"))?;
     Ok(id.0)
 }
 
@@ -139,22 +148,7 @@ pub async fn update(
                district = $8, source_channel = $9, registered_on = $10, preferred_channel = $11, \
                preferred_language = $12, household = $13, tags = $14, notes = $15, updated_at = $16, \
                national_id_enc = $17, national_id_index = $18 WHERE id = $1";
-    let done = on_tx!(tx, c => sqlx::query(sql)
-        .bind(id)
-        .bind(&f.name)
-        .bind(f.sex.map(Sex::as_str))
-        .bind(f.birth_date)
-        .bind(f.birth_year)
-        .bind(&f.phone)
-        .bind(&f.email)
-        .bind(&f.district)
-        .bind(&f.source_channel)
-        .bind(f.registered_on)
-        .bind(f.preferred_channel.map(Channel::as_str))
-        .bind(f.preferred_language.map(Language::as_str))
-        .bind(&f.household)
-        .bind(tags_json(f))
-        .bind(&f.notes)
+    let done = on_tx!(tx, c => bind_fields!(sqlx::query(sql).bind(id), f)
         .bind(now)
         .bind(sealed.map(|s| s.ciphertext.as_str()))
         .bind(sealed.map(|s| s.index.as_str()))
