@@ -38,10 +38,34 @@ fn describe(m: &AggregateMismatch) -> String {
 /// Runs every check.
 pub async fn run(app: &App) -> Result<Vec<CheckResult>> {
     let (patients, mismatches) = rapport_store::check::aggregates(&app.db).await?;
-    Ok(vec![CheckResult {
+    let mut out = vec![CheckResult {
         name: "patient aggregates",
         checked: patients,
         violations: mismatches.len() as u64,
         problems: mismatches.iter().take(MAX_REPORTED).map(describe).collect(),
-    }])
+    }];
+    out.push(sealed_ids(app).await?);
+    Ok(out)
+}
+
+/// Every sealed national id opens with the configured keys (a key file
+/// that lost a key, or the wrong key file, shows up here).
+async fn sealed_ids(app: &App) -> Result<CheckResult> {
+    let sealed = rapport_store::patients::sealed_national_ids(&app.db).await?;
+    let mut problems = Vec::new();
+    let mut violations = 0;
+    for (id, s) in &sealed {
+        if let Err(e) = app.keys.open(s) {
+            violations += 1;
+            if problems.len() < MAX_REPORTED {
+                problems.push(format!("patient {id}: national id does not open: {e}"));
+            }
+        }
+    }
+    Ok(CheckResult {
+        name: "sealed national ids",
+        checked: sealed.len() as u64,
+        problems,
+        violations,
+    })
 }

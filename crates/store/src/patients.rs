@@ -364,3 +364,10 @@ pub async fn count(db: &Db) -> Result<i64> {
         on_read!(db, p => sqlx::query_as("SELECT COUNT(*) FROM patients").fetch_one(p).await?);
     Ok(r.0)
 }
+
+/// Every sealed national id, with its patient's platform id, in id order.
+pub async fn sealed_national_ids(db: &Db) -> Result<Vec<(i64, String)>> {
+    let sql =
+        "SELECT id, national_id_enc FROM patients WHERE national_id_enc IS NOT NULL ORDER BY id";
+    Ok(on_read!(db, p => sqlx::query_as(sql).fetch_all(p).await?))
+}

@@ -9,7 +9,8 @@ both_engines!(
     national_ids_are_encrypted_at_rest_and_masked,
     reads_and_changes_land_in_an_append_only_audit_log,
     consent_is_per_channel_and_purpose_with_history,
-    export_and_erasure_keep_the_figures
+    export_and_erasure_keep_the_figures,
+    check_finds_national_ids_the_keys_cannot_open
 );
 
 /// The stored columns that could hold personal data, as text.
@@ -359,4 +360,36 @@ async fn export_and_erasure_keep_the_figures(engine: Engine) {
         )
         .await;
     assert_eq!(log["items"][0]["detail"], r#"{"reason":"request #42"}"#);
+}
+
+/// `rapport check` opens every sealed national id with the configured
+/// keys: the right key passes, a wrong one is reported.
+async fn check_finds_national_ids_the_keys_cannot_open(engine: Engine) {
+    use rapport_app::crypto::DataKeys;
+    let db = crate::harness::TestDb::new(engine).await.unwrap();
+    let key = DataKeys::generate_line();
+    let app = rapport_app::App::new(db.open().await).with_keys(DataKeys::parse(&key).unwrap());
+    let input = rapport_domain::patient::PatientInput {
+        national_id: Some("X1234567L".into()),
+        ..Default::default()
+    };
+    rapport_app::patients::create(&app, &rapport_app::audit::Actor::cli(), "K1", &input)
+        .await
+        .unwrap();
+    let check = |k: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .args(["--database-url", &db.url, "check"])
+            .env("RAPPORT_DATA_KEY", k)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let ok = check(&key);
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{text}");
+    assert!(text.contains("sealed national ids: 1 verified"), "{text}");
+    let wrong = check(&DataKeys::generate_line());
+    let text = String::from_utf8_lossy(&wrong.stdout);
+    assert_eq!(wrong.status.code(), Some(1), "{text}");
+    assert!(text.contains("does not open"), "{text}");
 }
