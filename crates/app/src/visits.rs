@@ -54,6 +54,18 @@ pub async fn create(
     let key = patient_key(app, &mut tx, patient_id).await?;
     let id = store::insert(&mut tx, app.hospital_id, key, &v, app.now()).await?;
     store::refresh_aggregates(&mut tx, key).await?;
+    finish(app, tx, actor, "visit.create", key, id).await
+}
+
+/// Reads the written visit back, records the change and commits.
+async fn finish(
+    app: &App,
+    mut tx: Tx,
+    actor: &Actor,
+    action: &str,
+    patient: i64,
+    id: i64,
+) -> Result<Visit> {
     let visit = store::get_tx(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound("visit"))?;
@@ -61,8 +73,8 @@ pub async fn create(
         app,
         &mut tx,
         actor,
-        "visit.create",
-        Some(("patient", key)),
+        action,
+        Some(("patient", patient)),
         Some(visit_detail(id)),
     )
     .await?;
@@ -109,20 +121,7 @@ pub async fn update(
         )
         .await?;
     }
-    let visit = store::get_tx(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound("visit"))?;
-    audit::record(
-        app,
-        &mut tx,
-        actor,
-        "visit.update",
-        Some(("patient", new_key)),
-        Some(visit_detail(id)),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(visit)
+    finish(app, tx, actor, "visit.update", new_key, id).await
 }
 
 pub async fn delete(app: &App, actor: &Actor, id: i64) -> Result<()> {
