@@ -201,3 +201,15 @@ pub async fn list(app: &App, f: &VisitFilter) -> Result<Page<Visit>> {
     };
     Ok(Page { items, next_cursor })
 }
+
+pub use rapport_store::visits::{DepartmentRow, DoctorRow};
+
+/// The hospital's departments with their numbers of doctors and visits.
+pub async fn departments(app: &App) -> Result<Vec<DepartmentRow>> {
+    Ok(store::departments(&app.db, app.hospital_id).await?)
+}
+
+/// The hospital's doctors, optionally of one department.
+pub async fn doctors(app: &App, department: Option<i64>) -> Result<Vec<DoctorRow>> {
+    Ok(store::doctors(&app.db, app.hospital_id, department).await?)
+}

@@ -90,6 +90,8 @@ pub fn api(app: &App) -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(guarded(app, VisitsRead, routes!(visits::get)))
         .routes(guarded(app, VisitsWrite, routes!(visits::replace)))
         .routes(guarded(app, VisitsWrite, routes!(visits::delete)))
+        .routes(guarded(app, VisitsRead, routes!(visits::departments)))
+        .routes(guarded(app, VisitsRead, routes!(visits::doctors)))
         .routes(guarded(app, PatientsRead, routes!(privacy::consents)))
         .routes(guarded(
             app,

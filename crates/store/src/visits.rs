@@ -293,3 +293,58 @@ pub async fn lock(tx: &mut Tx, id: i64) -> Result<Option<(i64, i64)>> {
     };
     Ok(on_tx!(tx, c => sqlx::query_as(sql).bind(id).fetch_optional(&mut *c).await?))
 }
+
+/// A department with its number of doctors and visits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartmentRow {
+    pub id: i64,
+    pub name: String,
+    pub doctors: i64,
+    pub visits: i64,
+}
+
+/// The hospital's departments, by name.
+pub async fn departments(db: &Db, hospital_id: i64) -> Result<Vec<DepartmentRow>> {
+    let sql = "SELECT d.id, d.name, \
+               (SELECT COUNT(*) FROM doctors doc WHERE doc.department_id = d.id) AS doctors, \
+               (SELECT COUNT(*) FROM visits v WHERE v.department_id = d.id) AS visits \
+               FROM departments d WHERE d.hospital_id = $1 ORDER BY d.name";
+    on_read!(db, p => {
+        let rows = sqlx::query(sql).bind(hospital_id).fetch_all(p).await?;
+        rows.iter().map(|r| Ok(DepartmentRow {
+            id: r.col("id")?,
+            name: r.col("name")?,
+            doctors: r.col("doctors")?,
+            visits: r.col("visits")?,
+        })).collect()
+    })
+}
+
+/// A doctor with their department.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoctorRow {
+    pub id: i64,
+    pub code: String,
+    pub name: Option<String>,
+    pub department: Option<String>,
+}
+
+/// The hospital's doctors, optionally of one department, by code.
+pub async fn doctors(
+    db: &Db,
+    hospital_id: i64,
+    department_id: Option<i64>,
+) -> Result<Vec<DoctorRow>> {
+    let sql = "SELECT doc.id, doc.code, doc.name, d.name AS department FROM doctors doc \
+               LEFT JOIN departments d ON d.id = doc.department_id \
+               WHERE doc.hospital_id = $1 AND ($2 IS NULL OR doc.department_id = $2) ORDER BY doc.code";
+    on_read!(db, p => {
+        let rows = sqlx::query(sql).bind(hospital_id).bind(department_id).fetch_all(p).await?;
+        rows.iter().map(|r| Ok(DoctorRow {
+            id: r.col("id")?,
+            code: r.col("code")?,
+            name: r.col("name")?,
+            department: r.col("department")?,
+        })).collect()
+    })
+}

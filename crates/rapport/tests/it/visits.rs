@@ -57,6 +57,27 @@ async fn visits_update_aggregates_and_list_newest_first(engine: Engine) {
         .call("GET", "/api/v1/visits?from=2026-02-01&to=2026-12-31", None)
         .await;
     assert_eq!(f["items"].as_array().unwrap().len(), 1);
+    // Departments and doctors come into being with the visits.
+    let (s, deps) = t.call("GET", "/api/v1/departments", None).await;
+    assert_eq!(s, 200, "{deps}");
+    assert_eq!(deps[0]["name"], "Cardiology");
+    assert_eq!(deps[0]["visits"], 3);
+    assert_eq!(deps[0]["doctors"], 1);
+    let dep = deps[0]["id"].as_i64().unwrap();
+    let (_, docs) = t
+        .call("GET", &format!("/api/v1/doctors?department={dep}"), None)
+        .await;
+    assert_eq!(docs[0]["doctor_id"], "D01");
+    assert_eq!(docs[0]["name"], "Dr. Li");
+    assert_eq!(docs[0]["department"], "Cardiology");
+    let (_, none) = t
+        .call(
+            "GET",
+            &format!("/api/v1/doctors?department={}", dep + 1000),
+            None,
+        )
+        .await;
+    assert_eq!(none, serde_json::json!([]));
     let (s, _) = t.call("GET", "/api/v1/patients/999999/visits", None).await;
     assert_eq!(s, 404);
 }

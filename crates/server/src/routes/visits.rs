@@ -252,3 +252,69 @@ pub async fn of_patient(
         next_cursor: page.next_cursor,
     }))
 }
+
+/// A department of the hospital.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DepartmentOut {
+    pub id: i64,
+    pub name: String,
+    /// Doctors whose home department this is.
+    pub doctors: i64,
+    /// Visits recorded in it.
+    pub visits: i64,
+}
+
+/// The hospital's departments, by name.
+#[utoipa::path(get, path = "/departments", tag = "visits",
+    responses((status = 200, body = Vec<DepartmentOut>)))]
+pub async fn departments(State(app): State<App>) -> ApiResult<axum::Json<Vec<DepartmentOut>>> {
+    let rows = visits::departments(&app).await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|d| DepartmentOut {
+                id: d.id,
+                name: d.name,
+                doctors: d.doctors,
+                visits: d.visits,
+            })
+            .collect(),
+    ))
+}
+
+/// A doctor of the hospital.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DoctorOut {
+    pub id: i64,
+    /// The hospital's id for the doctor (`doctor_id` in visits).
+    pub doctor_id: String,
+    pub name: Option<String>,
+    pub department: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DoctorParams {
+    /// Only doctors of this department (its id).
+    pub department: Option<i64>,
+}
+
+/// The hospital's doctors, by their hospital id.
+#[utoipa::path(get, path = "/doctors", tag = "visits",
+    params(DoctorParams),
+    responses((status = 200, body = Vec<DoctorOut>)))]
+pub async fn doctors(
+    State(app): State<App>,
+    ApiQuery(p): ApiQuery<DoctorParams>,
+) -> ApiResult<axum::Json<Vec<DoctorOut>>> {
+    let rows = visits::doctors(&app, p.department).await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|d| DoctorOut {
+                id: d.id,
+                doctor_id: d.code,
+                name: d.name,
+                department: d.department,
+            })
+            .collect(),
+    ))
+}
