@@ -4,6 +4,7 @@
 pub mod aggregates;
 pub mod auth;
 pub mod consent;
+pub mod loyalty;
 pub mod money;
 pub mod patient;
 pub mod staff;
