@@ -255,7 +255,7 @@ pub async fn of_patient(
 
 /// A department of the hospital.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DepartmentOut {
+pub struct DepartmentListItem {
     pub id: i64,
     pub name: String,
     /// Doctors whose home department this is.
@@ -266,12 +266,12 @@ pub struct DepartmentOut {
 
 /// The hospital's departments, by name.
 #[utoipa::path(get, path = "/departments", tag = "visits",
-    responses((status = 200, body = Vec<DepartmentOut>)))]
-pub async fn departments(State(app): State<App>) -> ApiResult<axum::Json<Vec<DepartmentOut>>> {
+    responses((status = 200, body = Vec<DepartmentListItem>)))]
+pub async fn departments(State(app): State<App>) -> ApiResult<axum::Json<Vec<DepartmentListItem>>> {
     let rows = visits::departments(&app).await?;
     Ok(axum::Json(
         rows.into_iter()
-            .map(|d| DepartmentOut {
+            .map(|d| DepartmentListItem {
                 id: d.id,
                 name: d.name,
                 doctors: d.doctors,
