@@ -1,25 +1,7 @@
 //! Roles and permissions. Every route and command names the permission it
 //! needs; this table is the single place that says which role holds which.
 
-use serde::{Deserialize, Serialize};
-
-macro_rules! named_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum $name { $($(#[$vm])* #[serde(rename = $text)] $variant),+ }
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $text),+ } }
-            pub fn from_code(s: &str) -> Option<Self> { match s { $($text => Some($name::$variant),)+ _ => None } }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
-        }
-    };
-}
-
-named_enum!(
+string_enum!(
     /// Staff roles.
     Role {
         Admin = "admin",
@@ -32,7 +14,7 @@ named_enum!(
     }
 );
 
-named_enum!(
+string_enum!(
     /// What a route or command may do.
     Permission {
         /// Read patient records (contact fields masked unless `PersonalData`).

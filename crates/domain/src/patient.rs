@@ -7,33 +7,6 @@ use serde::{Deserialize, Serialize};
 use crate::money::{Money, MoneyError};
 use crate::validation::ValidationErrors;
 
-macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-            /// Parses the canonical spelling (exactly as serialised).
-            pub fn from_code(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-            /// The accepted spellings, for error messages.
-            pub fn expected() -> String {
-                [$($text),+].join(", ")
-            }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
 string_enum!(
     /// Administrative sex as hospital systems record it.
     Sex { Male = "M", Female = "F", Unknown = "U" }
