@@ -717,21 +717,7 @@ mod tests {
             }
         });
         let data = Compressed::new(rows).expect("data");
-        let p = [0.7, 1.3, 0.9, 2.2];
-        let mut g = [0.0; 4];
-        data.log_likelihood(p, Some(&mut g));
-        for i in 0..4 {
-            let h = 1e-6 * p[i];
-            let (mut up, mut dn) = (p, p);
-            up[i] += h;
-            dn[i] -= h;
-            let fd = (data.log_likelihood(up, None) - data.log_likelihood(dn, None)) / (2.0 * h);
-            assert!(
-                (fd - g[i]).abs() < 1e-5 * fd.abs().max(1.0),
-                "param {i}: {fd} vs {}",
-                g[i]
-            );
-        }
+        crate::testutil::assert_gradient(|p, g| data.log_likelihood(p, g), [0.7, 1.3, 0.9, 2.2]);
     }
 
     #[test]

@@ -82,3 +82,26 @@ pub(crate) fn simulate_bgnbd(rng: &mut Rng, p: &BgNbdParams, t: f64) -> (f64, f6
     }
     (x, tx, t)
 }
+
+/// Asserts that an analytic gradient matches central finite differences
+/// (relative step 1e-6, tolerance 1e-5 relative). `f(p, Some(g))` returns
+/// the value and fills the gradient; `f(p, None)` returns the value only.
+pub fn assert_gradient<const N: usize>(
+    f: impl Fn([f64; N], Option<&mut [f64; N]>) -> f64,
+    p: [f64; N],
+) {
+    let mut g = [0.0; N];
+    f(p, Some(&mut g));
+    for i in 0..N {
+        let h = 1e-6 * p[i];
+        let (mut up, mut dn) = (p, p);
+        up[i] += h;
+        dn[i] -= h;
+        let fd = (f(up, None) - f(dn, None)) / (2.0 * h);
+        assert!(
+            (fd - g[i]).abs() < 1e-5 * fd.abs().max(1.0),
+            "param {i}: {fd} vs {}",
+            g[i]
+        );
+    }
+}
