@@ -80,6 +80,13 @@ async fn malformed_requests_get_problem_json_and_change_nothing(engine: Engine) 
             }
         };
         assert_eq!(res.status().as_u16(), status);
+        if status == 413 {
+            assert_eq!(
+                res.headers()["connection"],
+                "close",
+                "a 413 closes the connection"
+            );
+        }
         assert_eq!(res.headers()["content-type"], "application/problem+json");
         let p: serde_json::Value = res.json().await.unwrap();
         assert_eq!(p["code"], code, "{p}");
