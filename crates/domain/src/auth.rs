@@ -37,6 +37,17 @@ string_enum!(
         DataRights = "data_rights:manage",
         /// Read the audit log.
         AuditRead = "audit:read",
+        /// See memberships, points balances and ledgers.
+        MembersRead = "members:read",
+        /// Enrol members, earn and redeem points, redeem vouchers at the desk.
+        MembersWrite = "members:write",
+        /// Configure the loyalty programme: tiers, earning rules, campaigns,
+        /// rewards; adjust and reverse points.
+        LoyaltyManage = "loyalty:manage",
+        /// Create, change and delete saved segments.
+        SegmentsManage = "segments:manage",
+        /// Import files from hospital systems and export patient lists.
+        DataImport = "data:import",
     }
 );
 
@@ -48,13 +59,28 @@ impl Role {
         match self {
             Admin => true,
             Manager => !matches!(p, AdminUsers | AuditRead),
-            Marketing => matches!(p, PatientsRead | VisitsRead | AnalyticsRead),
-            CustomerService => {
-                matches!(p, PatientsRead | PatientsWrite | PersonalData | VisitsRead)
-            }
-            MembershipDesk => matches!(p, PatientsRead | PatientsWrite | PersonalData | VisitsRead),
-            Doctor => matches!(p, PatientsRead | PersonalData | VisitsRead | VisitsWrite),
-            Analyst => matches!(p, AnalyticsRead),
+            Marketing => matches!(
+                p,
+                PatientsRead | VisitsRead | AnalyticsRead | MembersRead | SegmentsManage
+            ),
+            CustomerService => matches!(
+                p,
+                PatientsRead | PatientsWrite | PersonalData | VisitsRead | MembersRead
+            ),
+            MembershipDesk => matches!(
+                p,
+                PatientsRead
+                    | PatientsWrite
+                    | PersonalData
+                    | VisitsRead
+                    | MembersRead
+                    | MembersWrite
+            ),
+            Doctor => matches!(
+                p,
+                PatientsRead | PersonalData | VisitsRead | VisitsWrite | MembersRead
+            ),
+            Analyst => matches!(p, AnalyticsRead | SegmentsManage),
         }
     }
 }
