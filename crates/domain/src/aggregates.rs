@@ -97,6 +97,70 @@ impl PatientAggregates {
         agg
     }
 
+    /// The aggregates of a single visit.
+    pub fn single(d: NaiveDate, amount: i64) -> Self {
+        Self::from_sorted(&[(d, amount)])
+    }
+
+    /// Adds one visit without going back to the others: `day_seen` says
+    /// whether the patient already had a visit on `d`, `month_seen`
+    /// whether one in `d`'s calendar month. Both can be known cheaply:
+    /// outside `first_visit..=last_visit` a day is new, and a month is seen
+    /// only when it is the first or last visit's month; inside, the caller
+    /// looks. Equal to [`from_visits`](Self::from_visits) over all visits.
+    pub fn add_visit(&mut self, d: NaiveDate, amount: i64, day_seen: bool, month_seen: bool) {
+        self.visits += 1;
+        self.monetary += amount;
+        if !day_seen {
+            self.visit_days += 1;
+        }
+        if !month_seen {
+            self.months_with_visits += 1;
+        }
+        if d < self.first_visit {
+            // Months between the new first visit and the old one hold no
+            // visit, so the old offsets move up by the gap; offsets past
+            // 11 fall out of the window.
+            let shift = month_index(self.first_visit) - month_index(d);
+            let window = (1i64 << COHORT_MONTHS) - 1;
+            self.cohort_mask = if shift >= i64::from(COHORT_MONTHS) {
+                0
+            } else {
+                (self.cohort_mask << shift) & window
+            } | 1;
+            self.first_visit = d;
+            self.first_day_monetary = amount;
+        } else {
+            if d == self.first_visit {
+                self.first_day_monetary += amount;
+            }
+            let k = month_index(d) - month_index(self.first_visit);
+            if k < i64::from(COHORT_MONTHS) {
+                self.cohort_mask |= 1 << k;
+            }
+        }
+        if d > self.last_visit {
+            self.last_visit = d;
+        }
+    }
+
+    /// Whether a visit on `d` is sure to fall on a day and in a month
+    /// without visits, or in a month already seen, from the aggregates
+    /// alone: `Some((day_seen, month_seen))`, or `None` when only the
+    /// visits can tell (`d` within `first_visit..=last_visit`).
+    pub fn known_novelty(&self, d: NaiveDate) -> Option<(bool, bool)> {
+        let m = month_index(d);
+        if d < self.first_visit {
+            Some((false, m == month_index(self.first_visit)))
+        } else if d > self.last_visit {
+            Some((false, m == month_index(self.last_visit)))
+        } else if d == self.first_visit || d == self.last_visit {
+            Some((true, true))
+        } else {
+            None
+        }
+    }
+
     /// Repeat visit days (BG/NBD `frequency`).
     pub fn frequency(&self) -> i64 {
         self.visit_days - 1
@@ -162,6 +226,26 @@ mod tests {
             prop_assert_eq!(a.monetary, visits.iter().map(|x| x.1).sum::<i64>());
             prop_assert!(a.visit_days <= a.visits && a.months_with_visits <= a.visit_days);
             prop_assert_eq!(a.cohort_mask & 1, 1);
+        }
+
+        #[test]
+        fn adding_visits_one_by_one_equals_computing_from_all(v in proptest::collection::vec((0i64..1500, 0i64..100_000), 1..40)) {
+            let base = d(2020, 1, 1);
+            let visits: Vec<(NaiveDate, i64)> = v.iter().map(|&(o, a)| (base + chrono::Days::new(o as u64), a)).collect();
+            let mut agg = PatientAggregates::single(visits[0].0, visits[0].1);
+            for (i, &(day, amount)) in visits.iter().enumerate().skip(1) {
+                let before = &visits[..i];
+                let (day_seen, month_seen) = agg.known_novelty(day).unwrap_or_else(|| (
+                    before.iter().any(|x| x.0 == day),
+                    before.iter().any(|x| month_index(x.0) == month_index(day)),
+                ));
+                if let Some(known) = agg.known_novelty(day) {
+                    prop_assert_eq!(known.0, before.iter().any(|x| x.0 == day));
+                    prop_assert_eq!(known.1, before.iter().any(|x| month_index(x.0) == month_index(day)));
+                }
+                agg.add_visit(day, amount, day_seen, month_seen);
+                prop_assert_eq!(agg, PatientAggregates::from_visits(visits[..=i].to_vec()).unwrap());
+            }
         }
     }
 }
