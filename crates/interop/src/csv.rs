@@ -310,12 +310,83 @@ const VISITS: Kind = Kind {
     required: &["visit_id", "patient_id", "visit_date", "amount"],
 };
 
-type Source<R> = LineTracker<DecodeReader<Rewound<R>>>;
+/// Where records come from: a CSV file, or a worksheet
+/// ([`crate::xlsx`]). Rows are numbered as the user sees them (the line
+/// in a text editor, the row in a spreadsheet).
+pub trait RecordSource {
+    /// The header record and its row number.
+    fn header(&mut self) -> Result<(u64, Vec<String>), String>;
+    /// The next record into `rec`: `Some(Ok(row))`, `None` at the end, or
+    /// `Some(Err((row, reason, fatal)))`; after a fatal error the source
+    /// cannot go on.
+    fn next_record(&mut self, rec: &mut Vec<String>) -> Option<Result<u64, (u64, String, bool)>>;
+}
 
-/// A decoded CSV file with its header resolved.
-struct Table<R: Read> {
+type Decoded<R> = LineTracker<DecodeReader<Rewound<R>>>;
+
+/// A CSV stream, decoded and located.
+pub struct CsvSource<R: Read> {
+    reader: csv::Reader<Decoded<R>>,
+    record: csv::StringRecord,
+}
+
+impl<R: Read> CsvSource<R> {
+    fn open(input: R, encoding: Encoding) -> io::Result<Self> {
+        let (enc, input) = sniff(input, encoding)?;
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(LineTracker::new(DecodeReader::new(input, enc)));
+        Ok(CsvSource {
+            reader,
+            record: csv::StringRecord::new(),
+        })
+    }
+}
+
+impl<R: Read> RecordSource for CsvSource<R> {
+    fn header(&mut self) -> Result<(u64, Vec<String>), String> {
+        let h = self.reader.headers().map_err(|e| csv_reason(&e))?;
+        Ok((1, h.iter().map(str::to_string).collect()))
+    }
+
+    fn next_record(&mut self, rec: &mut Vec<String>) -> Option<Result<u64, (u64, String, bool)>> {
+        let result = self.reader.read_record(&mut self.record);
+        let end = self.reader.position().byte();
+        let tracker = self.reader.get_ref();
+        let inner_newlines: u64 = self
+            .record
+            .iter()
+            .map(|f| f.bytes().filter(|&b| b == b'\n').count() as u64)
+            .sum();
+        let row = if result.is_err() {
+            // The record being read when the error came: it starts
+            // where the last good one ended.
+            tracker.line_at(end)
+        } else {
+            tracker.line_ending_at(end).saturating_sub(inner_newlines)
+        };
+        self.reader.get_mut().prune(end);
+        match result {
+            Ok(false) => None,
+            Err(e) => Some(Err((
+                row,
+                csv_reason(&e),
+                matches!(e.kind(), csv::ErrorKind::Io(_)),
+            ))),
+            Ok(true) => {
+                rec.clear();
+                rec.extend(self.record.iter().map(str::to_string));
+                Some(Ok(row))
+            }
+        }
+    }
+}
+
+/// A decoded file with its header resolved.
+struct Table<S> {
     file: String,
-    reader: csv::Reader<Source<R>>,
+    source: S,
     /// canonical name → index in the record.
     index: HashMap<&'static str, usize>,
     /// canonical name → the header as written.
@@ -323,28 +394,19 @@ struct Table<R: Read> {
     width: usize,
     /// Set after an I/O or decoding error: the stream cannot go on.
     done: bool,
-    record: csv::StringRecord,
+    record: Vec<String>,
     warnings: Vec<String>,
 }
 
-impl<R: Read> Table<R> {
-    fn open(input: R, opts: &CsvOptions, kind: &Kind) -> Result<Self, Vec<RowError>> {
-        let header_err = |column: &str, reason: String| RowError {
+impl<S: RecordSource> Table<S> {
+    fn open(mut source: S, opts: &CsvOptions, kind: &Kind) -> Result<Self, Vec<RowError>> {
+        let header_err = |row: u64, column: &str, reason: String| RowError {
             file: opts.file.clone(),
-            row: 1,
+            row,
             column: column.to_string(),
             reason,
         };
-        let (enc, input) =
-            sniff(input, opts.encoding).map_err(|e| vec![header_err("", e.to_string())])?;
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(LineTracker::new(DecodeReader::new(input, enc)));
-        let headers = reader
-            .headers()
-            .map_err(|e| vec![header_err("", csv_reason(&e))])?
-            .clone();
+        let (header_row, headers) = source.header().map_err(|e| vec![header_err(1, "", e)])?;
         let mut index = HashMap::new();
         let mut written = HashMap::new();
         let mut warnings = Vec::new();
@@ -352,6 +414,9 @@ impl<R: Read> Table<R> {
         let mut mapped_sources = vec![false; opts.map.len()];
         for (i, h) in headers.iter().enumerate() {
             let h_trim = h.trim();
+            if h_trim.is_empty() {
+                continue;
+            }
             let renamed = match opts.map.iter().position(|(s, _)| s == h_trim) {
                 Some(m) => {
                     mapped_sources[m] = true;
@@ -363,7 +428,7 @@ impl<R: Read> Table<R> {
             match kind.known.iter().find(|k| **k == canonical) {
                 Some(k) => {
                     if index.insert(*k, i).is_some() {
-                        errors.push(header_err(h, format!("column {k} appears twice")));
+                        errors.push(header_err(header_row, h, format!("column {k} appears twice")));
                     }
                     written.insert(*k, h.to_string());
                 }
@@ -384,7 +449,7 @@ impl<R: Read> Table<R> {
         }
         for r in kind.required {
             if !index.contains_key(r) {
-                errors.push(header_err(r, "required column is missing".to_string()));
+                errors.push(header_err(header_row, r, "required column is missing".to_string()));
             }
         }
         if !errors.is_empty() {
@@ -392,12 +457,12 @@ impl<R: Read> Table<R> {
         }
         Ok(Table {
             file: opts.file.clone(),
-            reader,
+            source,
             index,
             written,
             width: headers.len(),
             done: false,
-            record: csv::StringRecord::new(),
+            record: Vec::new(),
             warnings,
         })
     }
@@ -414,34 +479,22 @@ impl<R: Read> Table<R> {
             return None;
         }
         loop {
-            let result = self.reader.read_record(&mut self.record);
-            let end = self.reader.position().byte();
-            let tracker = self.reader.get_ref();
-            let inner_newlines: u64 = self
-                .record
-                .iter()
-                .map(|f| f.bytes().filter(|&b| b == b'\n').count() as u64)
-                .sum();
-            let row = if result.is_err() {
-                // The record being read when the error came: it starts
-                // where the last good one ended.
-                tracker.line_at(end)
-            } else {
-                tracker.line_ending_at(end).saturating_sub(inner_newlines)
-            };
-            self.reader.get_mut().prune(end);
-            match result {
-                Ok(false) => return None,
-                Err(e) => {
-                    self.done = matches!(e.kind(), csv::ErrorKind::Io(_));
-                    return Some(Err(row_err(&self.file, row, csv_reason(&e))));
+            match self.source.next_record(&mut self.record)? {
+                Err((row, reason, fatal)) => {
+                    self.done = fatal;
+                    return Some(Err(row_err(&self.file, row, reason)));
                 }
-                Ok(true) => {
+                Ok(row) => {
                     // A line of nothing but separators is a blank row.
                     if self.record.iter().all(|c| c.trim().is_empty()) {
                         continue;
                     }
-                    if self.record.len() > self.width {
+                    let width = self
+                        .record
+                        .iter()
+                        .rposition(|c| !c.trim().is_empty())
+                        .map_or(0, |i| i + 1);
+                    if self.record.len() > self.width && width > self.width {
                         return Some(Err(row_err(
                             &self.file,
                             row,
@@ -458,12 +511,19 @@ impl<R: Read> Table<R> {
         }
     }
 
+    /// The canonical columns the file has.
+    fn columns(&self) -> Vec<&'static str> {
+        let mut c: Vec<&'static str> = self.index.keys().copied().collect();
+        c.sort_unstable();
+        c
+    }
+
     /// The trimmed cell of a canonical column; `None` if absent or empty.
     fn get(&self, column: &str) -> Option<&str> {
         self.index
             .get(column)
             .and_then(|&i| self.record.get(i))
-            .map(str::trim)
+            .map(|c| c.trim())
             .filter(|s| !s.is_empty())
     }
 
@@ -534,15 +594,17 @@ pub struct VisitRow {
     pub visit: VisitFields,
 }
 
-/// Rows of `patients.csv`: each item a valid row or all of its errors.
-pub struct PatientRows<R: Read> {
-    table: Table<R>,
+/// Rows of `patients.csv` (or a worksheet of them): each item a valid
+/// row or all of its errors.
+pub struct PatientRows<S> {
+    table: Table<S>,
     today: NaiveDate,
 }
 
-/// Rows of `visits.csv`: each item a valid row or all of its errors.
-pub struct VisitRows<R: Read> {
-    table: Table<R>,
+/// Rows of `visits.csv` (or a worksheet of them): each item a valid row
+/// or all of its errors.
+pub struct VisitRows<S> {
+    table: Table<S>,
     today: NaiveDate,
 }
 
@@ -551,36 +613,70 @@ pub struct VisitRows<R: Read> {
 pub fn read_patients<R: Read>(
     input: R,
     opts: &CsvOptions,
-) -> Result<PatientRows<R>, Vec<RowError>> {
-    Ok(PatientRows {
-        table: Table::open(input, opts, &PATIENTS)?,
-        today: opts.today,
-    })
+) -> Result<PatientRows<CsvSource<R>>, Vec<RowError>> {
+    patients_from(csv_source(input, opts)?, opts)
 }
 
 /// Opens `visits.csv`; see [`read_patients`].
-pub fn read_visits<R: Read>(input: R, opts: &CsvOptions) -> Result<VisitRows<R>, Vec<RowError>> {
-    Ok(VisitRows {
-        table: Table::open(input, opts, &VISITS)?,
+pub fn read_visits<R: Read>(
+    input: R,
+    opts: &CsvOptions,
+) -> Result<VisitRows<CsvSource<R>>, Vec<RowError>> {
+    visits_from(csv_source(input, opts)?, opts)
+}
+
+fn csv_source<R: Read>(input: R, opts: &CsvOptions) -> Result<CsvSource<R>, Vec<RowError>> {
+    CsvSource::open(input, opts.encoding).map_err(|e| {
+        vec![RowError {
+            file: opts.file.clone(),
+            row: 1,
+            column: String::new(),
+            reason: e.to_string(),
+        }]
+    })
+}
+
+pub(crate) fn patients_from<S: RecordSource>(
+    source: S,
+    opts: &CsvOptions,
+) -> Result<PatientRows<S>, Vec<RowError>> {
+    Ok(PatientRows {
+        table: Table::open(source, opts, &PATIENTS)?,
         today: opts.today,
     })
 }
 
-impl<R: Read> PatientRows<R> {
+pub(crate) fn visits_from<S: RecordSource>(
+    source: S,
+    opts: &CsvOptions,
+) -> Result<VisitRows<S>, Vec<RowError>> {
+    Ok(VisitRows {
+        table: Table::open(source, opts, &VISITS)?,
+        today: opts.today,
+    })
+}
+
+impl<S: RecordSource> PatientRows<S> {
+    /// Unknown columns and unused `--map` sources, each once.
+    pub fn warnings(&self) -> &[String] {
+        &self.table.warnings
+    }
+
+    /// The canonical columns present in the file: a re-import changes
+    /// only these fields of a known patient.
+    pub fn columns(&self) -> Vec<&'static str> {
+        self.table.columns()
+    }
+}
+
+impl<S: RecordSource> VisitRows<S> {
     /// Unknown columns and unused `--map` sources, each once.
     pub fn warnings(&self) -> &[String] {
         &self.table.warnings
     }
 }
 
-impl<R: Read> VisitRows<R> {
-    /// Unknown columns and unused `--map` sources, each once.
-    pub fn warnings(&self) -> &[String] {
-        &self.table.warnings
-    }
-}
-
-impl<R: Read> Iterator for PatientRows<R> {
+impl<S: RecordSource> Iterator for PatientRows<S> {
     type Item = Result<PatientRow, Vec<RowError>>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -630,7 +726,7 @@ impl<R: Read> Iterator for PatientRows<R> {
     }
 }
 
-impl<R: Read> Iterator for VisitRows<R> {
+impl<S: RecordSource> Iterator for VisitRows<S> {
     type Item = Result<VisitRow, Vec<RowError>>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -18,3 +18,5 @@ pub mod csv;
 pub mod decimal;
 pub mod fhir;
 pub mod fhir_export;
+pub mod table;
+pub mod xlsx;
