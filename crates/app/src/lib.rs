@@ -7,6 +7,8 @@ pub mod audit;
 pub mod check;
 pub mod crypto;
 pub mod demo;
+pub mod export;
+pub mod import;
 pub mod patients;
 pub mod principal;
 pub mod privacy;

@@ -392,6 +392,8 @@ struct Table<S> {
     /// canonical name → the header as written.
     written: HashMap<&'static str, String>,
     width: usize,
+    /// The header as written.
+    header: Vec<String>,
     /// Set after an I/O or decoding error: the stream cannot go on.
     done: bool,
     record: Vec<String>,
@@ -428,7 +430,11 @@ impl<S: RecordSource> Table<S> {
             match kind.known.iter().find(|k| **k == canonical) {
                 Some(k) => {
                     if index.insert(*k, i).is_some() {
-                        errors.push(header_err(header_row, h, format!("column {k} appears twice")));
+                        errors.push(header_err(
+                            header_row,
+                            h,
+                            format!("column {k} appears twice"),
+                        ));
                     }
                     written.insert(*k, h.to_string());
                 }
@@ -449,7 +455,11 @@ impl<S: RecordSource> Table<S> {
         }
         for r in kind.required {
             if !index.contains_key(r) {
-                errors.push(header_err(header_row, r, "required column is missing".to_string()));
+                errors.push(header_err(
+                    header_row,
+                    r,
+                    "required column is missing".to_string(),
+                ));
             }
         }
         if !errors.is_empty() {
@@ -461,6 +471,7 @@ impl<S: RecordSource> Table<S> {
             index,
             written,
             width: headers.len(),
+            header: headers,
             done: false,
             record: Vec::new(),
             warnings,
@@ -662,6 +673,16 @@ impl<S: RecordSource> PatientRows<S> {
         &self.table.warnings
     }
 
+    /// The header as written in the file.
+    pub fn header(&self) -> &[String] {
+        &self.table.header
+    }
+
+    /// The cells of the record last read, as written (for a rejects file).
+    pub fn raw(&self) -> &[String] {
+        &self.table.record
+    }
+
     /// The canonical columns present in the file: a re-import changes
     /// only these fields of a known patient.
     pub fn columns(&self) -> Vec<&'static str> {
@@ -673,6 +694,16 @@ impl<S: RecordSource> VisitRows<S> {
     /// Unknown columns and unused `--map` sources, each once.
     pub fn warnings(&self) -> &[String] {
         &self.table.warnings
+    }
+
+    /// The header as written in the file.
+    pub fn header(&self) -> &[String] {
+        &self.table.header
+    }
+
+    /// The cells of the record last read, as written (for a rejects file).
+    pub fn raw(&self) -> &[String] {
+        &self.table.record
     }
 }
 

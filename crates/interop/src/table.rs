@@ -203,7 +203,10 @@ impl<W: Write + Seek> XlsxWriter<W> {
             match c {
                 Cell::Empty => {}
                 Cell::Text(s) => {
-                    let _ = write!(b, r#"<c r="{at}" t="inlineStr"{style}><is><t xml:space="preserve">"#);
+                    let _ = write!(
+                        b,
+                        r#"<c r="{at}" t="inlineStr"{style}><is><t xml:space="preserve">"#
+                    );
                     escape_into(b, s);
                     b.push_str("</t></is></c>");
                 }

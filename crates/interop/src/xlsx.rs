@@ -81,7 +81,9 @@ fn read_sheet(mut workbook: Xlsx<BufReader<File>>, sheet: &str, tx: SyncSender<I
                 let (r, c) = cell.get_position();
                 if row != Some(r) {
                     if let Some(done) = row
-                        && tx.send(Ok((u64::from(done) + 1, std::mem::take(&mut cells)))).is_err()
+                        && tx
+                            .send(Ok((u64::from(done) + 1, std::mem::take(&mut cells))))
+                            .is_err()
                     {
                         return;
                     }

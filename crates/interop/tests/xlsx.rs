@@ -58,7 +58,8 @@ fn a_written_workbook_reads_back_as_patients_with_numbers_as_typed() {
     );
     let head = std::fs::read(&path).unwrap();
     assert!(xlsx::looks_like_xlsx(&head));
-    let rows = xlsx::read_patients(&path, &opts("patients.xlsx", &["病人编号=patient_id"])).unwrap();
+    let rows =
+        xlsx::read_patients(&path, &opts("patients.xlsx", &["病人编号=patient_id"])).unwrap();
     assert_eq!(rows.warnings().len(), 1, "{:?}", rows.warnings());
     assert!(rows.columns().contains(&"phone"));
     let rows: Vec<_> = rows.map(|r| r.unwrap()).collect();
@@ -110,10 +111,16 @@ fn visits_in_a_workbook_keep_money_exact_and_errors_name_row_and_column() {
     assert_eq!(v1.visit.amount, Money(12345));
     let err = rows[1].as_ref().unwrap_err();
     assert_eq!(err.len(), 1);
-    assert_eq!(err[0].to_string().split(": ").next(), Some("visits.xlsx:3:visit_date"));
+    assert_eq!(
+        err[0].to_string().split(": ").next(),
+        Some("visits.xlsx:3:visit_date")
+    );
     let v3 = rows[2].as_ref().unwrap();
     assert_eq!(v3.visit.amount, Money(10));
-    assert_eq!(v3.visit.visit_date, NaiveDate::from_ymd_opt(2025, 3, 5).unwrap());
+    assert_eq!(
+        v3.visit.visit_date,
+        NaiveDate::from_ymd_opt(2025, 3, 5).unwrap()
+    );
 }
 
 #[test]

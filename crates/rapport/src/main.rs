@@ -15,6 +15,8 @@ use rapport_app::crypto::DataKeys;
 use rapport_app::demo::{self, DemoSpec};
 use rapport_app::{App, Db, Options};
 
+mod import;
+
 #[derive(Parser)]
 #[command(
     name = "rapport",
@@ -105,6 +107,11 @@ enum Command {
         #[command(subcommand)]
         command: ClvCommand,
     },
+    /// Import files from hospital systems: CSV, XLSX, FHIR R4.
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
+    },
     /// Write data out of the database.
     Export {
         #[command(subcommand)]
@@ -136,6 +143,11 @@ enum ClvCommand {
 
 #[derive(Subcommand)]
 enum ExportCommand {
+    /// Write Patient, Encounter, Practitioner and Organization NDJSON
+    /// (FHIR R4) into DIR.
+    Fhir { dir: PathBuf },
+    /// Write every patient as a list: FILE.csv or FILE.xlsx.
+    Patients { file: PathBuf },
     /// Write the per-patient scores CSV (one row per active patient).
     Scores {
         file: PathBuf,
@@ -340,6 +352,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Clv {
             command: ClvCommand::Fit { as_of, json, .. },
         } => clv_fit_db(&app, as_of.unwrap_or_else(|| app.today()), *json).await?,
+        Command::Import { command } => import::run(&app, command).await?,
+        Command::Export {
+            command: ExportCommand::Fhir { dir },
+        } => {
+            let c = rapport_app::export::fhir(&app, &rapport_app::audit::Actor::cli(), dir).await?;
+            println!(
+                "{}: {} patients, {} encounters, {} practitioners, {} organizations",
+                dir.display(),
+                c.patients,
+                c.encounters,
+                c.practitioners,
+                c.organizations
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Export {
+            command: ExportCommand::Patients { file },
+        } => export_patients(&app, file).await?,
         Command::Export {
             command: ExportCommand::Scores { file, as_of },
         } => export_scores(&app, file, as_of.unwrap_or_else(|| app.today())).await?,
@@ -744,6 +774,30 @@ async fn clv_fit_db(app: &App, as_of: NaiveDate, json: bool) -> Result<ExitCode>
 
 /// Writes the scores CSV next to its destination, then renames it into
 /// place: readers see the old file or the whole new one.
+async fn export_patients(app: &App, file: &std::path::Path) -> Result<ExitCode> {
+    let Some(format) = rapport_interop::table::Format::parse(&file.to_string_lossy()) else {
+        eprintln!(
+            "{}: the file name must end in .csv or .xlsx",
+            file.display()
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let out = std::io::BufWriter::new(
+        std::fs::File::create(file).with_context(|| format!("cannot write {}", file.display()))?,
+    );
+    let (n, out) = rapport_app::export::patient_list(
+        app,
+        &rapport_app::audit::Actor::cli(),
+        None,
+        format,
+        out,
+    )
+    .await?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    println!("{}: {n} patients", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn export_scores(app: &App, file: &std::path::Path, as_of: NaiveDate) -> Result<ExitCode> {
     use std::io::Write;
     let started = Instant::now();

@@ -108,16 +108,28 @@ pub async fn insert_rows(
     columns: &[&str],
     rows: &[Vec<Value>],
 ) -> Result<u64> {
+    insert_rows_then(tx, table, columns, rows, "").await
+}
+
+/// [`insert_rows`] with a clause after the values, such as
+/// `ON CONFLICT (…) DO UPDATE SET …` (same text on both engines).
+pub async fn insert_rows_then(
+    tx: &mut Tx,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<Value>],
+    then: &str,
+) -> Result<u64> {
     let per = (MAX_PARAMS / columns.len()).clamp(1, 1000);
     let mut done = 0;
     let engine = tx.engine();
-    let full_sql = statement(engine, table, columns, per);
+    let full_sql = statement(engine, table, columns, per) + then;
     for chunk in rows.chunks(per) {
         let owned;
         let sql = if chunk.len() == per {
             &full_sql
         } else {
-            owned = statement(engine, table, columns, chunk.len());
+            owned = statement(engine, table, columns, chunk.len()) + then;
             &owned
         };
         done += on_tx!(tx, c => {
@@ -138,6 +150,104 @@ pub async fn insert_rows(
         });
     }
     Ok(done)
+}
+
+/// Writes `rows` into `table` the fastest way each engine has: multi-row
+/// inserts on SQLite (one prepared statement per chunk size, inside the
+/// caller's transaction), `COPY … FROM STDIN` on PostgreSQL.
+pub async fn write_rows(
+    tx: &mut Tx,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<Value>],
+) -> Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    match tx {
+        Tx::Sqlite(_) => insert_rows(tx, table, columns, rows).await,
+        Tx::Postgres(t) => {
+            let sql = format!("COPY {table} ({}) FROM STDIN", columns.join(", "));
+            let mut copy = t.copy_in_raw(&sql).await?;
+            let mut buf = String::with_capacity(64 * 1024);
+            for row in rows {
+                copy_line(&mut buf, row);
+                if buf.len() >= 60 * 1024 {
+                    copy.send(std::mem::take(&mut buf).into_bytes()).await?;
+                    buf.reserve(64 * 1024);
+                }
+            }
+            if !buf.is_empty() {
+                copy.send(buf.into_bytes()).await?;
+            }
+            Ok(copy.finish().await?)
+        }
+    }
+}
+
+/// One row in COPY's text format: tab-separated, `\N` for NULL,
+/// backslash escapes for the separators.
+fn copy_line(out: &mut String, row: &[Value]) {
+    use std::fmt::Write as _;
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        match v {
+            Value::Int(Some(x)) => {
+                let _ = write!(out, "{x}");
+            }
+            Value::Float(Some(x)) => {
+                let _ = write!(out, "{x:?}");
+            }
+            Value::Text(Some(s)) => {
+                for c in s.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+            }
+            Value::Date(Some(d)) => {
+                let _ = write!(out, "{d}");
+            }
+            Value::Time(t) => {
+                let _ = write!(out, "{}", t.to_rfc3339());
+            }
+            Value::Int(None) | Value::Float(None) | Value::Text(None) | Value::Date(None) => {
+                out.push_str("\\N")
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// `n` fresh ids for `table`. SQLite's single writer makes the ids after
+/// the largest one free for the transaction; PostgreSQL's come from the
+/// identity sequence, so concurrent writers never collide with them.
+pub async fn reserve_ids(tx: &mut Tx, table: &str, n: usize) -> Result<Vec<i64>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    match tx {
+        Tx::Sqlite(_) => {
+            let base = max_id(tx, table).await?;
+            Ok((base + 1..=base + n as i64).collect())
+        }
+        Tx::Postgres(t) => {
+            let sql = format!(
+                "SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, $1)"
+            );
+            let ids: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
+                .bind(n as i64)
+                .fetch_all(&mut **t)
+                .await?;
+            Ok(ids.into_iter().map(|r| r.0).collect())
+        }
+    }
 }
 
 /// The largest id in `table` (0 when empty).

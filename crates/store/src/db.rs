@@ -225,6 +225,16 @@ impl Tx {
         Ok(())
     }
 
+    /// Undoes everything the transaction wrote (dropping it does too,
+    /// but later; this waits until the database has done it).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
     pub fn engine(&self) -> Engine {
         match self {
             Tx::Sqlite(_) => Engine::Sqlite,

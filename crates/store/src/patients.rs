@@ -9,7 +9,7 @@ use rapport_domain::patient::{
 use crate::bulk::Value;
 use crate::{AnyRow, Db, Engine, Result, StoreError, Tx, on_read, on_tx};
 
-const COLUMNS: &str = "p.id, p.hospital_id, p.patient_id, p.name, p.sex, p.birth_date, p.birth_year, p.phone, \
+pub(crate) const COLUMNS: &str = "p.id, p.hospital_id, p.patient_id, p.name, p.sex, p.birth_date, p.birth_year, p.phone, \
      p.email, p.district, p.source_channel, p.registered_on, p.preferred_channel, p.preferred_language, \
      p.household, p.tags, p.notes, p.national_id_enc, p.national_id_index, p.erased_at, p.created_at, p.updated_at";
 
@@ -370,4 +370,48 @@ pub async fn sealed_national_ids(db: &Db) -> Result<Vec<(i64, String)>> {
     let sql =
         "SELECT id, national_id_enc FROM patients WHERE national_id_enc IS NOT NULL ORDER BY id";
     Ok(on_read!(db, p => sqlx::query_as(sql).fetch_all(p).await?))
+}
+
+/// Patients with `id > after` that were not merged into another, in id
+/// order, at most `limit`: a keyset scan for exports.
+pub async fn page_after(db: &Db, hospital_id: i64, after: i64, limit: i64) -> Result<Vec<Patient>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM patients p WHERE p.hospital_id = $1 AND p.id > $2 AND p.merged_into IS NULL \
+         ORDER BY p.id LIMIT {}",
+        limit.clamp(1, 100_000)
+    );
+    on_read!(db, p => {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id).bind(after).fetch_all(p).await?;
+        rows.iter().map(patient_from_row).collect()
+    })
+}
+
+/// The aggregates of `keys` (patients without visits are absent).
+pub async fn aggregates_of(
+    db: &Db,
+    keys: &[i64],
+) -> Result<std::collections::HashMap<i64, PatientAggregates>> {
+    if keys.is_empty() {
+        return Ok(Default::default());
+    }
+    let list = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
+    let within = match db.engine() {
+        Engine::Sqlite => "a.patient_key IN (SELECT value FROM json_each($1))",
+        Engine::Postgres => {
+            "a.patient_key IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb))"
+        }
+    };
+    let sql =
+        format!("SELECT a.patient_key, {AGG_COLUMNS} FROM patient_aggregates a WHERE {within}");
+    on_read!(db, p => {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(&list).fetch_all(p).await?;
+        rows.iter()
+            .map(|r| Ok((r.col::<i64>("patient_key")?, aggregates_from_row(r)?)))
+            .filter_map(|x: Result<(i64, Option<PatientAggregates>)>| match x {
+                Ok((k, Some(a))) => Some(Ok((k, a))),
+                Ok((_, None)) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect()
+    })
 }

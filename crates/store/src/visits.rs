@@ -348,3 +348,16 @@ pub async fn doctors(
         })).collect()
     })
 }
+
+/// Visits with `id > after`, in id order, at most `limit`: a keyset scan
+/// for exports that stays fast and flat however many visits there are.
+pub async fn page_after(db: &Db, hospital_id: i64, after: i64, limit: i64) -> Result<Vec<Visit>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {FROM} WHERE v.hospital_id = $1 AND v.id > $2 ORDER BY v.id LIMIT {}",
+        limit.clamp(1, 100_000)
+    );
+    on_read!(db, p => {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id).bind(after).fetch_all(p).await?;
+        rows.iter().map(visit_from_row).collect()
+    })
+}

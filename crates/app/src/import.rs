@@ -1,0 +1,893 @@
+//! Importing patients and visits from hospital files (CSV or XLSX, read
+//! by `rapport-interop`), in bulk.
+//!
+//! - **All or nothing.** One file is one transaction. Without
+//!   `skip_invalid`, the first invalid row stops the writing; the rest of
+//!   the file is still read so that every invalid row is reported, and
+//!   nothing is committed. With it, invalid rows go to the rejects sink
+//!   and the valid ones are committed.
+//! - **Upsert.** Rows are matched on the hospital's ids (`patient_id`,
+//!   `visit_id`): a new id is inserted, a known one whose content differs
+//!   is updated, an identical one is left alone, so importing the same
+//!   file twice changes nothing. For patients, only the columns the file
+//!   has are compared and written: a file without `email` never clears
+//!   an email entered at the desk.
+//! - **Chunks.** Rows are read in chunks of a few thousand; each chunk
+//!   costs a handful of set-at-a-time statements (`store::import`), and
+//!   memory is bounded by the chunk whatever the file's size.
+//! - **Aggregates on the way.** New visits update their patients'
+//!   aggregates incrementally (`PatientAggregates::add_visit`); only a
+//!   patient whose visit's date falls between its first and last visit
+//!   needs its visit dates read, and only a changed or moved visit
+//!   needs a recomputation from the patient's visits.
+//! - **Duplicates.** New and changed patients that probably are an
+//!   existing patient (same national id, or same name and phone) are
+//!   flagged for review (`duplicates`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use chrono::{Datelike, NaiveDate};
+use rapport_domain::PatientAggregates;
+use rapport_domain::aggregates::month_index;
+use rapport_domain::patient::{NewPatient, PatientFields};
+use rapport_interop::csv::{PatientRow, PatientRows, RecordSource, RowError, VisitRow, VisitRows};
+use rapport_store::import::{self as store, KnownPatient, NewVisitRow};
+use rapport_store::{Tx, bulk, patients as store_patients, visits as store_visits};
+use serde::Serialize;
+
+use crate::audit::{self, Actor};
+use crate::{App, AppError};
+
+/// Rows per chunk: large enough that statements are few, small enough
+/// that a chunk's rows and lookups stay a few megabytes.
+const CHUNK: usize = 8192;
+
+/// Errors kept in a report (all are passed to `on_error`).
+const MAX_REPORTED_ERRORS: usize = 1000;
+
+/// How to import.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Import the valid rows and reject the others, instead of nothing.
+    pub skip_invalid: bool,
+}
+
+/// Live counters of an import, read by a progress bar or the API while
+/// the import runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub rows: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+impl Progress {
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+}
+
+/// Where rejected rows go (`--skip-invalid REJECTS.csv`): the header as
+/// written, then each rejected record as written with its errors.
+pub trait Rejects: Send {
+    fn header(&mut self, header: &[String]) -> std::io::Result<()>;
+    fn reject(&mut self, row: u64, raw: &[String], errors: &[RowError]) -> std::io::Result<()>;
+}
+
+/// A rejects file: the original columns, then `row` and `reason`.
+pub struct RejectsCsv<W: std::io::Write> {
+    out: csv::Writer<W>,
+}
+
+impl<W: std::io::Write> RejectsCsv<W> {
+    pub fn new(out: W) -> Self {
+        RejectsCsv {
+            out: csv::Writer::from_writer(out),
+        }
+    }
+
+    pub fn finish(self) -> std::io::Result<W> {
+        self.out
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+impl<W: std::io::Write + Send> Rejects for RejectsCsv<W> {
+    fn header(&mut self, header: &[String]) -> std::io::Result<()> {
+        let mut h: Vec<&str> = header.iter().map(String::as_str).collect();
+        h.push("row");
+        h.push("reason");
+        self.out.write_record(h).map_err(std::io::Error::other)
+    }
+
+    fn reject(&mut self, row: u64, raw: &[String], errors: &[RowError]) -> std::io::Result<()> {
+        let reason = errors
+            .iter()
+            .map(|e| {
+                if e.column.is_empty() {
+                    e.reason.clone()
+                } else {
+                    format!("{}: {}", e.column, e.reason)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut rec: Vec<String> = raw.to_vec();
+        rec.push(row.to_string());
+        rec.push(reason);
+        self.out.write_record(rec).map_err(std::io::Error::other)
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Report {
+    /// `patients` or `visits`.
+    pub kind: String,
+    pub file: String,
+    /// Data rows read (valid and invalid).
+    pub rows_read: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+    /// Patients created because a visit named an unknown patient.
+    pub patients_created: u64,
+    /// New pairs of probable duplicates flagged for review.
+    pub duplicates_flagged: u64,
+    /// Whether the changes were committed (false when an invalid row
+    /// stopped an all-or-nothing import).
+    pub committed: bool,
+    pub warnings: Vec<String>,
+    /// The first invalid rows, `FILE:ROW:COLUMN: reason`.
+    pub errors: Vec<String>,
+    pub elapsed_ms: u64,
+}
+
+impl Report {
+    fn error(&mut self, e: &RowError) {
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(e.to_string());
+        }
+    }
+}
+
+/// Rows to import: a CSV or XLSX reader, or rows mapped from FHIR.
+pub trait Rows {
+    type Row;
+    fn next_row(&mut self) -> Option<Result<Self::Row, Vec<RowError>>>;
+    /// The cells of the row last read, as written (for rejects).
+    fn raw(&self) -> &[String];
+    fn header(&self) -> &[String];
+    fn warnings(&self) -> &[String];
+    /// The patient columns present (a re-import changes only these).
+    fn columns(&self) -> Vec<&'static str>;
+}
+
+impl<S: RecordSource> Rows for PatientRows<S> {
+    type Row = PatientRow;
+    fn next_row(&mut self) -> Option<Result<PatientRow, Vec<RowError>>> {
+        self.next()
+    }
+    fn raw(&self) -> &[String] {
+        PatientRows::raw(self)
+    }
+    fn header(&self) -> &[String] {
+        PatientRows::header(self)
+    }
+    fn warnings(&self) -> &[String] {
+        PatientRows::warnings(self)
+    }
+    fn columns(&self) -> Vec<&'static str> {
+        PatientRows::columns(self)
+    }
+}
+
+impl<S: RecordSource> Rows for VisitRows<S> {
+    type Row = VisitRow;
+    fn next_row(&mut self) -> Option<Result<VisitRow, Vec<RowError>>> {
+        self.next()
+    }
+    fn raw(&self) -> &[String] {
+        VisitRows::raw(self)
+    }
+    fn header(&self) -> &[String] {
+        VisitRows::header(self)
+    }
+    fn warnings(&self) -> &[String] {
+        VisitRows::warnings(self)
+    }
+    fn columns(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+}
+
+/// Rows already in memory (mapped from FHIR resources).
+pub struct Listed<T> {
+    rows: std::vec::IntoIter<Result<T, Vec<RowError>>>,
+    columns: Vec<&'static str>,
+}
+
+impl<T> Listed<T> {
+    pub fn new(rows: Vec<Result<T, Vec<RowError>>>, columns: Vec<&'static str>) -> Self {
+        Listed {
+            rows: rows.into_iter(),
+            columns,
+        }
+    }
+}
+
+impl<T> Rows for Listed<T> {
+    type Row = T;
+    fn next_row(&mut self) -> Option<Result<T, Vec<RowError>>> {
+        self.rows.next()
+    }
+    fn raw(&self) -> &[String] {
+        &[]
+    }
+    fn header(&self) -> &[String] {
+        &[]
+    }
+    fn warnings(&self) -> &[String] {
+        &[]
+    }
+    fn columns(&self) -> Vec<&'static str> {
+        self.columns.clone()
+    }
+}
+
+/// Where an import reports as it goes: live counters, the rejects file
+/// and each invalid row (the command line prints them at once).
+pub struct Sinks<'a> {
+    pub progress: &'a Progress,
+    pub rejects: Option<&'a mut dyn Rejects>,
+    pub on_error: &'a mut (dyn FnMut(&RowError) + Send),
+}
+
+/// The running state shared by both kinds of import.
+struct Run<'a> {
+    report: Report,
+    failed: bool,
+    progress: &'a Progress,
+    rejects: Option<&'a mut dyn Rejects>,
+    on_error: &'a mut (dyn FnMut(&RowError) + Send),
+    skip_invalid: bool,
+    started: Instant,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        kind: &str,
+        file: &str,
+        warnings: &[String],
+        opts: &Options,
+        mut sinks: Sinks<'a>,
+        header: &[String],
+    ) -> Result<Self, AppError> {
+        if let Some(r) = sinks.rejects.as_deref_mut() {
+            r.header(header)
+                .map_err(|e| AppError::Internal(format!("writing rejects: {e}")))?;
+        }
+        Ok(Run {
+            report: Report {
+                kind: kind.into(),
+                file: file.into(),
+                warnings: warnings.to_vec(),
+                ..Default::default()
+            },
+            failed: false,
+            progress: sinks.progress,
+            rejects: sinks.rejects,
+            on_error: sinks.on_error,
+            skip_invalid: opts.skip_invalid,
+            started: Instant::now(),
+        })
+    }
+}
+
+impl Run<'_> {
+    fn invalid(&mut self, row_raw: (u64, &[String]), errs: &[RowError]) -> Result<(), AppError> {
+        self.report.rejected += 1;
+        self.progress.rejected.fetch_add(1, Ordering::Relaxed);
+        for e in errs {
+            (self.on_error)(e);
+            self.report.error(e);
+        }
+        if self.skip_invalid {
+            if let Some(r) = self.rejects.as_deref_mut() {
+                r.reject(row_raw.0, row_raw.1, errs)
+                    .map_err(|e| AppError::Internal(format!("writing rejects: {e}")))?;
+            }
+        } else {
+            self.failed = true;
+        }
+        Ok(())
+    }
+
+    fn read(&mut self) {
+        self.report.rows_read += 1;
+        self.progress.rows.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Applies the file's columns of `new` over `old`.
+fn merge_fields(old: &PatientFields, new: &PatientFields, columns: &[&str]) -> PatientFields {
+    let mut f = old.clone();
+    for c in columns {
+        match *c {
+            "name" => f.name = new.name.clone(),
+            "sex" => f.sex = new.sex,
+            "birth_date" => {
+                f.birth_date = new.birth_date;
+                f.birth_year = new.birth_year;
+            }
+            "birth_year" => {
+                if !columns.contains(&"birth_date") || new.birth_date.is_none() {
+                    f.birth_year = new.birth_year;
+                }
+            }
+            "phone" => f.phone = new.phone.clone(),
+            "email" => f.email = new.email.clone(),
+            "district" => f.district = new.district.clone(),
+            "source_channel" => f.source_channel = new.source_channel.clone(),
+            "registered_on" => f.registered_on = new.registered_on,
+            _ => {}
+        }
+    }
+    f
+}
+
+async fn finish(app: &App, mut tx: Tx, run: Run<'_>, actor: &Actor) -> Result<Report, AppError> {
+    let mut report = run.report;
+    if run.failed {
+        tx.rollback().await?;
+        report.committed = false;
+        report.inserted = 0;
+        report.updated = 0;
+        report.patients_created = 0;
+        report.duplicates_flagged = 0;
+    } else {
+        let detail = serde_json::json!({
+            "file": report.file,
+            "rows": report.rows_read,
+            "inserted": report.inserted,
+            "updated": report.updated,
+            "rejected": report.rejected,
+            "patients_created": report.patients_created,
+        });
+        audit::record(
+            app,
+            &mut tx,
+            actor,
+            &format!("import.{}", report.kind),
+            None,
+            Some(detail.to_string()),
+        )
+        .await?;
+        tx.commit().await?;
+        report.committed = true;
+        bulk::analyze(&app.db).await?;
+    }
+    report.elapsed_ms = run.started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Imports patients.
+pub async fn patients(
+    app: &App,
+    actor: &Actor,
+    file: &str,
+    mut rows: impl Rows<Row = PatientRow>,
+    opts: &Options,
+    sinks: Sinks<'_>,
+) -> Result<Report, AppError> {
+    let mut run = Run::new(
+        "patients",
+        file,
+        rows.warnings(),
+        opts,
+        sinks,
+        rows.header(),
+    )?;
+    let mut tx = app.db.begin().await?;
+    patients_in(app, &mut tx, &mut run, &mut rows).await?;
+    finish(app, tx, run, actor).await
+}
+
+async fn patients_in(
+    app: &App,
+    tx: &mut Tx,
+    run: &mut Run<'_>,
+    rows: &mut impl Rows<Row = PatientRow>,
+) -> Result<(), AppError> {
+    let columns = rows.columns();
+    let now = app.now();
+    let h = app.hospital_id;
+    let max_before = bulk::max_id(tx, "patients").await?;
+    let mut changed_keys: Vec<i64> = Vec::new();
+    let mut carry: Option<PatientRow> = None;
+    loop {
+        let mut chunk: Vec<PatientRow> = Vec::with_capacity(CHUNK);
+        let mut seen: HashSet<String> = HashSet::with_capacity(CHUNK);
+        if let Some(r) = carry.take() {
+            seen.insert(r.patient.patient_id.clone());
+            chunk.push(r);
+        }
+        let mut eof = false;
+        while chunk.len() < CHUNK {
+            match rows.next_row() {
+                None => {
+                    eof = true;
+                    break;
+                }
+                Some(Ok(r)) => {
+                    run.read();
+                    // The same id twice: the later row updates the
+                    // earlier, so it waits for the next chunk.
+                    if !seen.insert(r.patient.patient_id.clone()) {
+                        carry = Some(r);
+                        break;
+                    }
+                    chunk.push(r);
+                }
+                Some(Err(errs)) => {
+                    run.read();
+                    let row = errs.first().map_or(0, |e| e.row);
+                    run.invalid((row, rows.raw()), &errs)?;
+                }
+            }
+        }
+        if !run.failed && !chunk.is_empty() {
+            patient_chunk(
+                tx,
+                h,
+                &chunk,
+                &columns,
+                now,
+                &mut run.report,
+                &mut changed_keys,
+            )
+            .await?;
+        }
+        if eof && carry.is_none() {
+            break;
+        }
+    }
+    if !run.failed {
+        run.report.duplicates_flagged +=
+            store::flag_duplicates(tx, h, max_before, &changed_keys, now).await?;
+    }
+    Ok(())
+}
+
+async fn patient_chunk(
+    tx: &mut Tx,
+    h: i64,
+    chunk: &[PatientRow],
+    columns: &[&str],
+    now: chrono::DateTime<chrono::Utc>,
+    report: &mut Report,
+    changed_keys: &mut Vec<i64>,
+) -> Result<(), AppError> {
+    let ids: Vec<String> = chunk.iter().map(|r| r.patient.patient_id.clone()).collect();
+    let known: HashMap<String, KnownPatient> = store::patients_by_external(tx, h, &ids)
+        .await?
+        .into_iter()
+        .map(|k| (k.patient.patient_id.clone(), k))
+        .collect();
+    let mut new: Vec<&NewPatient> = Vec::new();
+    for r in chunk {
+        match known.get(&r.patient.patient_id) {
+            None => new.push(&r.patient),
+            Some(k) if k.merged_into.is_some() || k.patient.erased_at.is_some() => {
+                report.unchanged += 1;
+            }
+            Some(k) => {
+                let merged = merge_fields(&k.patient.fields, &r.patient.fields, columns);
+                if merged == k.patient.fields {
+                    report.unchanged += 1;
+                } else {
+                    store_patients::update(
+                        tx,
+                        k.patient.id,
+                        &merged,
+                        k.patient.sealed_national_id.as_ref(),
+                        now,
+                    )
+                    .await?;
+                    changed_keys.push(k.patient.id);
+                    report.updated += 1;
+                }
+            }
+        }
+    }
+    let keys = bulk::reserve_ids(tx, "patients", new.len()).await?;
+    let rows: Vec<(i64, &NewPatient)> = keys.into_iter().zip(new).collect();
+    report.inserted += store::insert_patients(tx, h, &rows, now).await?;
+    Ok(())
+}
+
+/// Caches of the ids of departments and doctors met so far.
+#[derive(Default)]
+struct Refs {
+    departments: HashMap<String, i64>,
+    doctors: HashMap<String, i64>,
+}
+
+impl Refs {
+    async fn resolve(
+        &mut self,
+        tx: &mut Tx,
+        h: i64,
+        v: &rapport_domain::patient::VisitFields,
+    ) -> Result<(Option<i64>, Option<i64>), AppError> {
+        let dept = match &v.department {
+            None => None,
+            Some(d) => Some(match self.departments.get(d) {
+                Some(id) => *id,
+                None => {
+                    let id = store_visits::department_id(tx, h, d).await?;
+                    self.departments.insert(d.clone(), id);
+                    id
+                }
+            }),
+        };
+        let doctor = match &v.doctor_id {
+            None => None,
+            Some(code) => Some(match self.doctors.get(code) {
+                Some(id) => *id,
+                None => {
+                    let id = store_visits::doctor_id(tx, h, code, v.doctor_name.as_deref(), dept)
+                        .await?;
+                    self.doctors.insert(code.clone(), id);
+                    id
+                }
+            }),
+        };
+        Ok((dept, doctor))
+    }
+}
+
+/// Imports visits. A visit naming an unknown patient creates it (with
+/// only the hospital's id; a later patients file fills it in).
+pub async fn visits(
+    app: &App,
+    actor: &Actor,
+    file: &str,
+    mut rows: impl Rows<Row = VisitRow>,
+    opts: &Options,
+    sinks: Sinks<'_>,
+) -> Result<Report, AppError> {
+    let mut run = Run::new("visits", file, rows.warnings(), opts, sinks, rows.header())?;
+    let mut tx = app.db.begin().await?;
+    visits_in(app, &mut tx, &mut run, &mut rows).await?;
+    finish(app, tx, run, actor).await
+}
+
+async fn visits_in(
+    app: &App,
+    tx: &mut Tx,
+    run: &mut Run<'_>,
+    rows: &mut impl Rows<Row = VisitRow>,
+) -> Result<(), AppError> {
+    let now = app.now();
+    let h = app.hospital_id;
+    let max_before = bulk::max_id(tx, "patients").await?;
+    let mut refs = Refs::default();
+    let mut carry: Option<VisitRow> = None;
+    loop {
+        let mut chunk: Vec<VisitRow> = Vec::with_capacity(CHUNK);
+        let mut seen: HashSet<String> = HashSet::with_capacity(CHUNK);
+        if let Some(r) = carry.take() {
+            seen.insert(r.visit.visit_id.clone());
+            chunk.push(r);
+        }
+        let mut eof = false;
+        while chunk.len() < CHUNK {
+            match rows.next_row() {
+                None => {
+                    eof = true;
+                    break;
+                }
+                Some(Ok(r)) => {
+                    run.read();
+                    if !seen.insert(r.visit.visit_id.clone()) {
+                        carry = Some(r);
+                        break;
+                    }
+                    chunk.push(r);
+                }
+                Some(Err(errs)) => {
+                    run.read();
+                    let row = errs.first().map_or(0, |e| e.row);
+                    run.invalid((row, rows.raw()), &errs)?;
+                }
+            }
+        }
+        if !run.failed && !chunk.is_empty() {
+            visit_chunk(tx, h, &chunk, now, &mut refs, &mut run.report).await?;
+        }
+        if eof && carry.is_none() {
+            break;
+        }
+    }
+    if !run.failed && run.report.patients_created > 0 {
+        run.report.duplicates_flagged +=
+            store::flag_duplicates(tx, h, max_before, &[], now).await?;
+    }
+    Ok(())
+}
+
+/// Imports a FHIR batch (patients, then visits with their amounts) in
+/// one transaction. Resources that do not map onto valid rows are
+/// reported like invalid file rows, located by source and entry.
+pub async fn fhir(
+    app: &App,
+    actor: &Actor,
+    file: &str,
+    batch: &rapport_interop::fhir::FhirBatch,
+    opts: &Options,
+    sinks: Sinks<'_>,
+) -> Result<Report, AppError> {
+    let today = app.today();
+    let located = |what: &str, id: &str, errs: rapport_domain::ValidationErrors| -> Vec<RowError> {
+        errs.0
+            .into_iter()
+            .map(|e| RowError {
+                file: format!("{file} {what}/{id}"),
+                row: 0,
+                column: e.field,
+                reason: e.message,
+            })
+            .collect()
+    };
+    let patients: Vec<Result<PatientRow, Vec<RowError>>> = batch
+        .patients
+        .iter()
+        .map(|p| {
+            NewPatient::parse(&p.patient_id, &p.input(), today)
+                .map(|patient| PatientRow { row: 0, patient })
+                .map_err(|e| located("Patient", &p.resource_id, e))
+        })
+        .collect();
+    let visits: Vec<Result<VisitRow, Vec<RowError>>> = batch
+        .visits()
+        .into_iter()
+        .map(|(patient_id, input)| {
+            rapport_domain::patient::VisitFields::parse(&input, today)
+                .map(|visit| VisitRow {
+                    row: 0,
+                    patient_id: patient_id.clone(),
+                    visit,
+                })
+                .map_err(|e| located("Encounter", &input.visit_id, e))
+        })
+        .collect();
+    let columns = vec!["name", "sex", "birth_date", "phone", "email", "district"];
+    let mut run = Run::new("fhir", file, &[], opts, sinks, &[])?;
+    let mut tx = app.db.begin().await?;
+    patients_in(app, &mut tx, &mut run, &mut Listed::new(patients, columns)).await?;
+    visits_in(app, &mut tx, &mut run, &mut Listed::new(visits, Vec::new())).await?;
+    finish(app, tx, run, actor).await
+}
+
+/// A patient's aggregates while a chunk's new visits are applied.
+struct AggState {
+    /// As stored before the chunk.
+    stored: Option<PatientAggregates>,
+    now: Option<PatientAggregates>,
+    /// Dates added in this chunk.
+    added: Vec<NaiveDate>,
+    /// The stored visit dates, read when a new date falls inside the
+    /// stored first..last range.
+    stored_dates: Option<Vec<NaiveDate>>,
+}
+
+impl AggState {
+    /// Whether the stored visits have `d`'s day and `d`'s month; the
+    /// dates are needed only strictly inside first..last.
+    fn stored_seen(&self, d: NaiveDate) -> (bool, bool) {
+        let Some(s) = self.stored else {
+            return (false, false);
+        };
+        let m = month_index(d);
+        if d < s.first_visit {
+            (false, m == month_index(s.first_visit))
+        } else if d > s.last_visit {
+            (false, m == month_index(s.last_visit))
+        } else if d == s.first_visit || d == s.last_visit {
+            (true, true)
+        } else {
+            let dates = self.stored_dates.as_deref().unwrap_or_default();
+            (
+                dates.contains(&d),
+                dates
+                    .iter()
+                    .any(|x| x.year() == d.year() && x.month() == d.month()),
+            )
+        }
+    }
+
+    fn add(&mut self, d: NaiveDate, amount: i64) {
+        let (mut day_seen, mut month_seen) = self.stored_seen(d);
+        day_seen |= self.added.contains(&d);
+        month_seen |= self.added.iter().any(|x| month_index(*x) == month_index(d));
+        match &mut self.now {
+            None => self.now = Some(PatientAggregates::single(d, amount)),
+            Some(a) => a.add_visit(d, amount, day_seen, month_seen),
+        }
+        self.added.push(d);
+    }
+}
+
+async fn visit_chunk(
+    tx: &mut Tx,
+    h: i64,
+    chunk: &[VisitRow],
+    now: chrono::DateTime<chrono::Utc>,
+    refs: &mut Refs,
+    report: &mut Report,
+) -> Result<(), AppError> {
+    // Patients: known ones (following merges), unknown ones created.
+    let mut pids: Vec<String> = chunk.iter().map(|r| r.patient_id.clone()).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let mut keys: HashMap<String, i64> = store::patients_by_external(tx, h, &pids)
+        .await?
+        .into_iter()
+        .map(|k| {
+            (
+                k.patient.patient_id.clone(),
+                k.merged_into.unwrap_or(k.patient.id),
+            )
+        })
+        .collect();
+    let missing: Vec<NewPatient> = pids
+        .iter()
+        .filter(|p| !keys.contains_key(*p))
+        .map(|p| NewPatient {
+            patient_id: p.clone(),
+            fields: PatientFields::default(),
+        })
+        .collect();
+    if !missing.is_empty() {
+        let ids = bulk::reserve_ids(tx, "patients", missing.len()).await?;
+        let rows: Vec<(i64, &NewPatient)> = ids.iter().copied().zip(missing.iter()).collect();
+        report.patients_created += store::insert_patients(tx, h, &rows, now).await?;
+        for (id, p) in rows {
+            keys.insert(p.patient_id.clone(), id);
+        }
+    }
+
+    // Visits: new, changed or unchanged.
+    let vids: Vec<String> = chunk.iter().map(|r| r.visit.visit_id.clone()).collect();
+    let known: HashMap<String, store::KnownVisit> = store::visits_by_external(tx, h, &vids)
+        .await?
+        .into_iter()
+        .map(|v| (v.visit_id.clone(), v))
+        .collect();
+    let mut new_rows: Vec<NewVisitRow<'_>> = Vec::new();
+    let mut recompute: HashSet<i64> = HashSet::new();
+    for r in chunk {
+        let (dept, doctor) = refs.resolve(tx, h, &r.visit).await?;
+        let row = NewVisitRow {
+            visit_id: &r.visit.visit_id,
+            patient_key: keys[&r.patient_id],
+            visit_date: r.visit.visit_date,
+            department_id: dept,
+            doctor_id: doctor,
+            kind: r.visit.kind.as_str(),
+            amount: r.visit.amount.minor(),
+        };
+        match known.get(&r.visit.visit_id) {
+            None => new_rows.push(row),
+            Some(k) => {
+                let same = k.patient_key == row.patient_key
+                    && k.visit_date == row.visit_date
+                    && k.department_id == row.department_id
+                    && k.doctor_id == row.doctor_id
+                    && k.kind == row.kind
+                    && k.amount == row.amount;
+                if same {
+                    report.unchanged += 1;
+                } else {
+                    store::update_visit(tx, &row, k.id, now).await?;
+                    recompute.insert(k.patient_key);
+                    recompute.insert(row.patient_key);
+                    report.updated += 1;
+                }
+            }
+        }
+    }
+
+    // Aggregates of the patients with new visits, before inserting them.
+    let mut touched: Vec<i64> = new_rows
+        .iter()
+        .map(|v| v.patient_key)
+        .filter(|k| !recompute.contains(k))
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let stored = store::aggregates_of(tx, &touched).await?;
+    let mut states: HashMap<i64, AggState> = touched
+        .iter()
+        .map(|k| {
+            (
+                *k,
+                AggState {
+                    stored: stored.get(k).copied(),
+                    now: stored.get(k).copied(),
+                    added: Vec::new(),
+                    stored_dates: None,
+                },
+            )
+        })
+        .collect();
+    let mut inside: Vec<i64> = new_rows
+        .iter()
+        .filter(|v| {
+            states.get(&v.patient_key).is_some_and(|s| {
+                s.stored
+                    .is_some_and(|a| a.first_visit < v.visit_date && v.visit_date < a.last_visit)
+            })
+        })
+        .map(|v| v.patient_key)
+        .collect();
+    inside.sort_unstable();
+    inside.dedup();
+    for (k, d) in store::visit_dates_of(tx, &inside).await? {
+        if let Some(s) = states.get_mut(&k) {
+            s.stored_dates.get_or_insert_with(Vec::new).push(d);
+        }
+    }
+    for v in &new_rows {
+        if let Some(s) = states.get_mut(&v.patient_key) {
+            s.add(v.visit_date, v.amount);
+        }
+    }
+
+    report.inserted += store::insert_visits(tx, h, &new_rows, now).await?;
+    let mut fresh = Vec::new();
+    let mut changed = Vec::new();
+    for (k, s) in states {
+        if let Some(a) = s.now {
+            if s.stored.is_some() {
+                changed.push((k, a));
+            } else {
+                fresh.push((k, a));
+            }
+        }
+    }
+    store::write_aggregates(tx, h, &fresh, &changed).await?;
+    for k in recompute {
+        store_visits::refresh_aggregates(tx, k).await?;
+    }
+    Ok(())
+}
+
+/// Imports running in this process, for the API's progress view.
+#[derive(Default, Clone)]
+pub struct Running(Arc<std::sync::Mutex<HashMap<i64, Arc<Progress>>>>);
+
+impl Running {
+    pub fn start(&self, id: i64) -> Arc<Progress> {
+        let p = Arc::new(Progress::default());
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(id, p.clone());
+        }
+        p
+    }
+
+    pub fn get(&self, id: i64) -> Option<Arc<Progress>> {
+        self.0.lock().ok().and_then(|m| m.get(&id).cloned())
+    }
+
+    pub fn end(&self, id: i64) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&id);
+        }
+    }
+}
