@@ -25,6 +25,8 @@ const PAGE: i64 = 10_000;
 pub struct FhirCounts {
     pub patients: usize,
     pub encounters: usize,
+    /// One per visit, with its amount.
+    pub claims: usize,
     pub practitioners: usize,
     pub organizations: usize,
 }
@@ -40,7 +42,9 @@ fn create(dir: &Path, name: &str) -> Result<BufWriter<std::fs::File>, AppError> 
 }
 
 /// Writes `Patient.ndjson`, `Encounter.ndjson`, `Practitioner.ndjson` and
-/// `Organization.ndjson` into `dir` (created if needed).
+/// `Organization.ndjson` into `dir` (created if needed), and
+/// `Claim.ndjson` with each visit's amount, so that an export imports
+/// back whole.
 pub async fn fhir(app: &App, actor: &Actor, dir: &Path) -> Result<FhirCounts, AppError> {
     std::fs::create_dir_all(dir).map_err(io)?;
     let h = app.hospital_id;
@@ -64,6 +68,8 @@ pub async fn fhir(app: &App, actor: &Actor, dir: &Path) -> Result<FhirCounts, Ap
     let mut doctors: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut departments: BTreeSet<String> = BTreeSet::new();
     let mut out = create(dir, "Encounter.ndjson")?;
+    let mut claims = create(dir, "Claim.ndjson")?;
+    let currency = rapport_store::hospitals::currency(&app.db, h).await?;
     let mut after = 0;
     loop {
         let page = store_visits::page_after(&app.db, h, after, PAGE).await?;
@@ -83,8 +89,14 @@ pub async fn fhir(app: &App, actor: &Actor, dir: &Path) -> Result<FhirCounts, Ap
         counts.encounters +=
             fhir_export::write_ndjson(&mut out, page.iter().map(fhir_export::encounter))
                 .map_err(io)?;
+        counts.claims += fhir_export::write_ndjson(
+            &mut claims,
+            page.iter().map(|v| fhir_export::claim(v, &currency)),
+        )
+        .map_err(io)?;
     }
     out.flush().map_err(io)?;
+    claims.flush().map_err(io)?;
 
     counts.practitioners = fhir_export::write_ndjson(
         create(dir, "Practitioner.ndjson")?,

@@ -709,12 +709,24 @@ fn map_encounter(ctx: &Ctx<'_>, r: &Value) -> Result<FhirEncounter, FhirError> {
             practitioner = practitioner.or(found);
         }
     }
+    // Our own export names the hospital's visit id and the exact kind,
+    // which `class` alone cannot tell apart (exam, check-up).
+    let own_id = array(r, "identifier")
+        .iter()
+        .find(|i| str_at(i, "system") == Some(crate::fhir_export::VISIT_SYSTEM))
+        .and_then(|i| nonempty(str_at(i, "value")));
+    let own_kind = array(r, "type")
+        .iter()
+        .flat_map(|t| array(t, "coding"))
+        .find(|c| str_at(c, "system") == Some(crate::fhir_export::VISIT_KIND_SYSTEM))
+        .and_then(|c| str_at(c, "code"))
+        .and_then(VisitKind::from_code);
     Ok(FhirEncounter {
-        visit_id: ctx.id.to_string(),
+        visit_id: own_id.unwrap_or_else(|| ctx.id.to_string()),
         patient,
         start,
         start_text,
-        kind: visit_kind(class_code.as_deref()),
+        kind: own_kind.unwrap_or_else(|| visit_kind(class_code.as_deref())),
         class_code,
         organization,
         practitioner,

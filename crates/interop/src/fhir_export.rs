@@ -27,6 +27,8 @@ use serde_json::{Map, Value, json};
 pub const PATIENT_SYSTEM: &str = "urn:rapport:patient-id";
 /// `identifier.system` for visit ids.
 pub const VISIT_SYSTEM: &str = "urn:rapport:visit-id";
+/// `Encounter.type` coding system for the visit's kind.
+pub const VISIT_KIND_SYSTEM: &str = "urn:rapport:visit-kind";
 /// `identifier.system` for doctor ids.
 pub const DOCTOR_SYSTEM: &str = "urn:rapport:doctor-id";
 /// `identifier.system` for department names.
@@ -158,6 +160,10 @@ pub fn encounter(v: &Visit) -> Value {
             json!([{"individual": {"reference": format!("Practitioner/{}", fhir_id(d))}}]),
         );
     }
+    r.insert(
+        "type".into(),
+        json!([{"coding": [{"system": VISIT_KIND_SYSTEM, "code": v.kind.as_str()}]}]),
+    );
     r.insert("period".into(), json!({"start": v.visit_date.to_string()}));
     if let Some(d) = &v.department {
         r.insert(
@@ -166,6 +172,34 @@ pub fn encounter(v: &Visit) -> Value {
         );
     }
     Value::Object(r)
+}
+
+/// A Claim resource carrying a visit's amount (`total`, and the one
+/// item's `net`), tied to its Encounter, so that the money travels with
+/// the visits (FHIR's Encounter has no amount).
+pub fn claim(v: &Visit, currency: &str) -> Value {
+    let amount: Value = crate::decimal::json_number(v.amount.minor());
+    let money = json!({"value": amount, "currency": currency});
+    let encounter = format!("Encounter/{}", fhir_id(&v.visit_id));
+    json!({
+        "resourceType": "Claim",
+        "id": fhir_id(&format!("claim-{}", v.visit_id)),
+        "status": "active",
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
+        "use": "claim",
+        "patient": {"reference": format!("Patient/{}", fhir_id(&v.patient_id))},
+        "created": v.visit_date.to_string(),
+        "provider": {"display": v.department.clone().unwrap_or_else(|| "hospital".into())},
+        "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/processpriority", "code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": true, "coverage": {"display": "self-pay"}}],
+        "item": [{
+            "sequence": 1,
+            "encounter": [{"reference": encounter}],
+            "productOrService": {"text": v.kind.as_str()},
+            "net": money.clone()
+        }],
+        "total": money
+    })
 }
 
 /// A Practitioner resource.

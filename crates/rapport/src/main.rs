@@ -358,10 +358,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let c = rapport_app::export::fhir(&app, &rapport_app::audit::Actor::cli(), dir).await?;
             println!(
-                "{}: {} patients, {} encounters, {} practitioners, {} organizations",
+                "{}: {} patients, {} encounters, {} claims, {} practitioners, {} organizations",
                 dir.display(),
                 c.patients,
                 c.encounters,
+                c.claims,
                 c.practitioners,
                 c.organizations
             );
