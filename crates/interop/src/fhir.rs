@@ -123,6 +123,8 @@ pub struct FhirNamed {
 /// An Encounter, mapped to a visit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FhirEncounter {
+    /// The resource's id (what references name).
+    pub resource_id: String,
     /// `Encounter.id`, used as the visit id.
     pub visit_id: String,
     /// `Patient.id` of the subject (resolved).
@@ -185,9 +187,14 @@ impl FhirBatch {
     /// `total` (or the items' `net` when a claim has no total), rounded
     /// once to minor units, half to even. `None` only on overflow.
     pub fn encounter_amount(&self, visit_id: &str) -> Option<Money> {
+        let rid = self
+            .encounters
+            .iter()
+            .find(|e| e.visit_id == visit_id)
+            .map_or(visit_id, |e| e.resource_id.as_str());
         self.charges
             .iter()
-            .filter(|c| c.source == ChargeSource::Claim && c.encounter.as_deref() == Some(visit_id))
+            .filter(|c| c.source == ChargeSource::Claim && c.encounter.as_deref() == Some(rid))
             .map(|c| c.total.or(c.items_net).unwrap_or_default())
             .try_fold(Amount::default(), Amount::checked_add)?
             .to_money()
@@ -722,6 +729,7 @@ fn map_encounter(ctx: &Ctx<'_>, r: &Value) -> Result<FhirEncounter, FhirError> {
         .and_then(|c| str_at(c, "code"))
         .and_then(VisitKind::from_code);
     Ok(FhirEncounter {
+        resource_id: ctx.id.to_string(),
         visit_id: own_id.unwrap_or_else(|| ctx.id.to_string()),
         patient,
         start,

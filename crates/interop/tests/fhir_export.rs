@@ -10,7 +10,8 @@ use rapport_domain::Money;
 use rapport_domain::patient::{PatientFields, Sex, Visit, VisitKind};
 use rapport_interop::fhir::read_fhir;
 use rapport_interop::fhir_export::{
-    doctors_and_departments, encounter, fhir_id, organization, patient, practitioner, write_ndjson,
+    claim, doctors_and_departments, encounter, fhir_id, organization, patient, practitioner,
+    write_ndjson,
 };
 
 fn patients() -> Vec<(String, PatientFields)> {
@@ -82,8 +83,8 @@ fn visits() -> Vec<Visit> {
     ]
 }
 
-/// The four NDJSON files' contents.
-fn export() -> [(String, Vec<u8>); 4] {
+/// The NDJSON files' contents.
+fn export() -> [(String, Vec<u8>); 5] {
     let visits = visits();
     let (docs, depts) = doctors_and_departments(&visits);
     let mut out = [
@@ -91,6 +92,7 @@ fn export() -> [(String, Vec<u8>); 4] {
         ("Encounter".to_string(), Vec::new()),
         ("Practitioner".to_string(), Vec::new()),
         ("Organization".to_string(), Vec::new()),
+        ("Claim".to_string(), Vec::new()),
     ];
     write_ndjson(
         &mut out[0].1,
@@ -100,6 +102,7 @@ fn export() -> [(String, Vec<u8>); 4] {
     write_ndjson(&mut out[1].1, visits.iter().map(encounter)).unwrap();
     write_ndjson(&mut out[2].1, docs.iter().map(practitioner)).unwrap();
     write_ndjson(&mut out[3].1, depts.iter().map(organization)).unwrap();
+    write_ndjson(&mut out[4].1, visits.iter().map(|v| claim(v, "CNY"))).unwrap();
     out
 }
 
@@ -124,15 +127,21 @@ fn exported_resources_read_back() {
     let visits = visits();
     assert_eq!(batch.encounters.len(), visits.len());
     for (v, e) in visits.iter().zip(&batch.encounters) {
-        assert_eq!(e.visit_id, fhir_id(&v.visit_id));
+        // The hospital's id and the exact kind come back from our own
+        // identifier and type coding; the amount from the Claim.
+        assert_eq!(e.visit_id, v.visit_id);
+        assert_eq!(batch.encounter_amount(&e.visit_id), Some(v.amount));
         assert_eq!(e.start, Some(v.visit_date));
         assert_eq!(e.patient, fhir_id(&v.patient_id));
         assert_eq!(e.practitioner, v.doctor_id.as_deref().map(fhir_id));
-        let expect_kind = match v.kind {
-            VisitKind::Exam | VisitKind::Checkup => VisitKind::Outpatient,
-            k => k,
-        };
-        assert_eq!(e.kind, expect_kind);
+        assert_eq!(e.kind, v.kind);
+        assert_eq!(
+            rapport_interop::fhir::visit_kind(e.class_code.as_deref()),
+            match v.kind {
+                VisitKind::Exam | VisitKind::Checkup => VisitKind::Outpatient,
+                k => k,
+            }
+        );
     }
     // One doctor (named by the second visit), one department.
     assert_eq!(batch.practitioners.len(), 1);
