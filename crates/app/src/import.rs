@@ -891,3 +891,264 @@ impl Running {
         }
     }
 }
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Patients,
+    Visits,
+    Fhir,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "patients" => Some(Kind::Patients),
+            "visits" => Some(Kind::Visits),
+            "fhir" => Some(Kind::Fhir),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Patients => "patients",
+            Kind::Visits => "visits",
+            Kind::Fhir => "fhir",
+        }
+    }
+}
+
+/// An uploaded file to import in the background.
+pub struct Upload {
+    pub kind: Kind,
+    /// The name the user gave the file (for the report and errors).
+    pub file_name: String,
+    /// Where the upload was saved; removed when the import ends.
+    pub path: std::path::PathBuf,
+    pub encoding: rapport_interop::csv::Encoding,
+    pub map: Vec<(String, String)>,
+    pub skip_invalid: bool,
+}
+
+/// Records the import and runs it in the background; its progress is in
+/// [`App::imports`] while it runs, its report in the `imports` table
+/// after.
+pub async fn start(app: &App, actor: &Actor, up: Upload) -> Result<i64, AppError> {
+    let mut tx = app.db.begin().await?;
+    let id = rapport_store::imports::start(
+        &mut tx,
+        app.hospital_id,
+        up.kind.as_str(),
+        &up.file_name,
+        up.skip_invalid,
+        &actor.who,
+        app.now(),
+    )
+    .await?;
+    tx.commit().await?;
+    let progress = app.imports.start(id);
+    let app = app.clone();
+    let actor = actor.clone();
+    tokio::spawn(async move {
+        let outcome = run_upload(&app, &actor, &up, &progress).await;
+        let _ = std::fs::remove_file(&up.path);
+        let (status, report, rejects) = match outcome {
+            Ok((report, rejects)) => {
+                let status = if report.committed { "done" } else { "failed" };
+                (status, report, rejects)
+            }
+            Err(e) => (
+                "failed",
+                Report {
+                    kind: up.kind.as_str().into(),
+                    file: up.file_name.clone(),
+                    errors: vec![e.to_string()],
+                    ..Default::default()
+                },
+                None,
+            ),
+        };
+        let text = serde_json::to_string(&report).unwrap_or_default();
+        let saved = async {
+            let mut tx = app.db.begin().await?;
+            rapport_store::imports::finish(
+                &mut tx,
+                id,
+                status,
+                report.rows_read as i64,
+                report.rejected as i64,
+                &text,
+                rejects.as_deref(),
+                app.now(),
+            )
+            .await?;
+            tx.commit().await
+        };
+        if let Err(e) = saved.await {
+            tracing::error!(import = id, error = %e, "could not record the end of an import");
+        }
+        app.imports.end(id);
+    });
+    Ok(id)
+}
+
+async fn run_upload(
+    app: &App,
+    actor: &Actor,
+    up: &Upload,
+    progress: &Progress,
+) -> Result<(Report, Option<String>), AppError> {
+    use rapport_interop::{csv as icsv, xlsx};
+    let mut rejects = up.skip_invalid.then(|| RejectsCsv::new(Vec::new()));
+    let mut on_error = |_: &RowError| {};
+    let sinks = Sinks {
+        progress,
+        rejects: rejects.as_mut().map(|r| r as &mut dyn Rejects),
+        on_error: &mut on_error,
+    };
+    let opts = Options {
+        skip_invalid: up.skip_invalid,
+    };
+    let header_failed = |errs: Vec<RowError>| Report {
+        kind: up.kind.as_str().into(),
+        file: up.file_name.clone(),
+        rows_read: 0,
+        errors: errs.iter().map(ToString::to_string).collect(),
+        ..Default::default()
+    };
+    let read_err = |e: std::io::Error| AppError::Internal(format!("reading the upload: {e}"));
+    let report = if up.kind == Kind::Fhir {
+        let bytes = std::fs::read(&up.path).map_err(read_err)?;
+        let mut reader = rapport_interop::fhir::FhirReader::new();
+        let batch = reader
+            .add(&up.file_name, &bytes)
+            .and_then(|()| reader.finish());
+        match batch {
+            Ok(batch) => fhir(app, actor, &up.file_name, &batch, &opts, sinks).await?,
+            Err(e) => Report {
+                kind: "fhir".into(),
+                file: up.file_name.clone(),
+                errors: vec![e.to_string()],
+                ..Default::default()
+            },
+        }
+    } else {
+        let csv_opts = icsv::CsvOptions {
+            file: up.file_name.clone(),
+            encoding: up.encoding,
+            map: up.map.clone(),
+            today: app.today(),
+        };
+        let mut head = [0u8; 4];
+        let n = {
+            use std::io::Read;
+            std::fs::File::open(&up.path)
+                .and_then(|mut f| f.read(&mut head))
+                .map_err(read_err)?
+        };
+        let is_xlsx = xlsx::looks_like_xlsx(&head[..n]);
+        let open = || {
+            std::fs::File::open(&up.path)
+                .map(|f| std::io::BufReader::with_capacity(1 << 20, f))
+                .map_err(read_err)
+        };
+        let name = &up.file_name;
+        match (up.kind, is_xlsx) {
+            (Kind::Patients, true) => match xlsx::read_patients(&up.path, &csv_opts) {
+                Ok(rows) => patients(app, actor, name, rows, &opts, sinks).await?,
+                Err(e) => header_failed(e),
+            },
+            (Kind::Patients, false) => match icsv::read_patients(open()?, &csv_opts) {
+                Ok(rows) => patients(app, actor, name, rows, &opts, sinks).await?,
+                Err(e) => header_failed(e),
+            },
+            (_, true) => match xlsx::read_visits(&up.path, &csv_opts) {
+                Ok(rows) => visits(app, actor, name, rows, &opts, sinks).await?,
+                Err(e) => header_failed(e),
+            },
+            (_, false) => match icsv::read_visits(open()?, &csv_opts) {
+                Ok(rows) => visits(app, actor, name, rows, &opts, sinks).await?,
+                Err(e) => header_failed(e),
+            },
+        }
+    };
+    let rejects = match rejects {
+        Some(r) if report.rejected > 0 => {
+            Some(String::from_utf8_lossy(&r.finish().map_err(read_err)?).into_owned())
+        }
+        _ => None,
+    };
+    Ok((report, rejects))
+}
+
+/// Marks imports that a stopped process left running as failed (their
+/// transaction was rolled back with the process).
+pub async fn fail_interrupted(app: &App) -> Result<u64, AppError> {
+    let mut tx = app.db.begin().await?;
+    let n = rapport_store::imports::fail_interrupted(&mut tx, app.now()).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// An import, with its live progress while it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportView {
+    pub id: i64,
+    pub kind: String,
+    pub file_name: String,
+    /// `running`, `done` or `failed`.
+    pub status: String,
+    pub skip_invalid: bool,
+    pub rows_read: i64,
+    pub rows_rejected: i64,
+    pub has_rejects: bool,
+    pub actor: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub report: Option<serde_json::Value>,
+}
+
+fn view(app: &App, r: rapport_store::imports::ImportRow) -> ImportView {
+    let (rows, rejected) = match (r.status.as_str(), app.imports.get(r.id)) {
+        ("running", Some(p)) => (p.rows() as i64, p.rejected.load(Ordering::Relaxed) as i64),
+        _ => (r.rows_read, r.rows_rejected),
+    };
+    ImportView {
+        id: r.id,
+        kind: r.kind,
+        file_name: r.file_name,
+        status: r.status,
+        skip_invalid: r.skip_invalid,
+        rows_read: rows,
+        rows_rejected: rejected,
+        has_rejects: r.has_rejects,
+        actor: r.actor,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        report: r.report.and_then(|t| serde_json::from_str(&t).ok()),
+    }
+}
+
+pub async fn get(app: &App, id: i64) -> Result<ImportView, AppError> {
+    rapport_store::imports::get(&app.db, app.hospital_id, id)
+        .await?
+        .map(|r| view(app, r))
+        .ok_or(AppError::NotFound("import"))
+}
+
+pub async fn list(app: &App, limit: i64) -> Result<Vec<ImportView>, AppError> {
+    Ok(
+        rapport_store::imports::list(&app.db, app.hospital_id, limit)
+            .await?
+            .into_iter()
+            .map(|r| view(app, r))
+            .collect(),
+    )
+}
+
+pub async fn rejects(app: &App, id: i64) -> Result<String, AppError> {
+    rapport_store::imports::rejects(&app.db, app.hospital_id, id)
+        .await?
+        .ok_or(AppError::NotFound("rejects"))
+}

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod check;
 pub mod crypto;
 pub mod demo;
+pub mod duplicates;
 pub mod export;
 pub mod import;
 pub mod patients;
@@ -39,6 +40,8 @@ pub struct App {
     pub(crate) audit: audit::AuditBuffer,
     /// The keys that seal national ids (see `crypto`).
     pub keys: Arc<crypto::DataKeys>,
+    /// Imports running in this process.
+    pub imports: import::Running,
 }
 
 impl App {
@@ -51,6 +54,7 @@ impl App {
             clock: Arc::new(Utc::now),
             token_cache: Default::default(),
             secure_cookies: false,
+            imports: Default::default(),
         }
     }
 

@@ -28,6 +28,9 @@ pub async fn create(
     let now = app.now();
     let mut tx = app.db.begin().await?;
     let id = store::insert(&mut tx, app.hospital_id, &p, sealed.as_ref(), now).await?;
+    // Same national id, or same name and phone, as someone already
+    // registered: flag the pair for the desk to review.
+    rapport_store::import::flag_duplicates(&mut tx, app.hospital_id, id - 1, &[], now).await?;
     audit::record(
         app,
         &mut tx,

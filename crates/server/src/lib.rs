@@ -18,7 +18,7 @@ use axum::routing::get;
 use axum::{Json, Router, middleware};
 use rapport_app::App;
 use rapport_domain::auth::Permission;
-use routes::{analytics, patients, privacy, session, tokens, users, visits};
+use routes::{analytics, duplicates, imports, patients, privacy, session, tokens, users, visits};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -72,6 +72,7 @@ impl Modify for BearerAuth {
         (name = "users", description = "Staff accounts"),
         (name = "privacy", description = "Consent, data-rights requests and the audit log"),
         (name = "analytics", description = "Figures about the patient base, lifetime value, scores and A/B tests; no personal data"),
+        (name = "imports", description = "Files from hospital systems in (CSV, XLSX, FHIR), patient lists out"),
     )
 )]
 struct ApiDoc;
@@ -111,6 +112,18 @@ pub fn api(app: &App) -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(guarded(app, AnalyticsRead, routes!(analytics::abtest)))
         .routes(guarded(app, AnalyticsRead, routes!(analytics::runs)))
         .routes(guarded(app, AnalyticsManage, routes!(analytics::refresh)))
+        .routes(guarded(app, DataImport, routes!(imports::upload)))
+        .routes(guarded(app, DataImport, routes!(imports::list)))
+        .routes(guarded(app, DataImport, routes!(imports::get)))
+        .routes(guarded(app, DataImport, routes!(imports::rejects)))
+        .routes(guarded(
+            app,
+            PatientsRead,
+            routes!(imports::export_patients),
+        ))
+        .routes(guarded(app, PatientsRead, routes!(duplicates::list)))
+        .routes(guarded(app, PatientsWrite, routes!(duplicates::dismiss)))
+        .routes(guarded(app, PatientsWrite, routes!(duplicates::merge)))
         .routes(guarded(app, AdminUsers, routes!(tokens::create)))
         .routes(guarded(app, AdminUsers, routes!(tokens::list)))
         .routes(guarded(app, AdminUsers, routes!(tokens::revoke)))

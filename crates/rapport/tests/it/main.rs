@@ -8,6 +8,7 @@ mod api_errors;
 mod auth;
 mod cli;
 mod import;
+mod import_api;
 mod patients;
 mod privacy;
 mod schema;

@@ -1,4 +1,6 @@
 pub mod analytics;
+pub mod duplicates;
+pub mod imports;
 pub mod patients;
 pub mod privacy;
 pub mod session;

@@ -31,6 +31,8 @@ CREATE TABLE imports (
     rows_read BIGINT NOT NULL DEFAULT 0,
     rows_rejected BIGINT NOT NULL DEFAULT 0,
     report TEXT,
+    -- The rejected rows as CSV (original columns, row, reason).
+    rejects TEXT,
     actor TEXT NOT NULL,
     started_at TIMESTAMPTZ NOT NULL,
     finished_at TIMESTAMPTZ

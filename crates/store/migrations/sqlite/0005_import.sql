@@ -31,6 +31,8 @@ CREATE TABLE imports (
     rows_read INTEGER NOT NULL DEFAULT 0,
     rows_rejected INTEGER NOT NULL DEFAULT 0,
     report TEXT,
+    -- The rejected rows as CSV (original columns, row, reason).
+    rejects TEXT,
     actor TEXT NOT NULL,
     started_at TEXT NOT NULL,
     finished_at TEXT
