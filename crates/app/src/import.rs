@@ -989,6 +989,11 @@ pub async fn start(app: &App, actor: &Actor, up: Upload) -> Result<i64, AppError
             tracing::error!(import = id, error = %e, "could not record the end of an import");
         }
         app.imports.end(id);
+        if moves_scores(&report)
+            && let Err(e) = crate::analytics::refresh_scores(&app).await
+        {
+            tracing::warn!(import = id, error = %e, "score refresh after an import failed");
+        }
     });
     Ok(id)
 }
@@ -1082,9 +1087,20 @@ async fn run_upload(
     Ok((report, rejects))
 }
 
+/// Whether an import changed enough visits that the stored scores
+/// should be refreshed now rather than at night.
+pub fn moves_scores(r: &Report) -> bool {
+    r.committed && r.kind != "patients" && r.inserted + r.updated >= 10_000
+}
+
 /// Marks imports that a stopped process left running as failed (their
-/// transaction was rolled back with the process).
+/// transaction was rolled back with the process). Only on SQLite, where
+/// the one serving process owns the database; several servers share a
+/// PostgreSQL database and one must not fail another's running import.
 pub async fn fail_interrupted(app: &App) -> Result<u64, AppError> {
+    if app.db.engine() != rapport_store::Engine::Sqlite {
+        return Ok(0);
+    }
     let mut tx = app.db.begin().await?;
     let n = rapport_store::imports::fail_interrupted(&mut tx, app.now()).await?;
     tx.commit().await?;

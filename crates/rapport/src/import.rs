@@ -266,7 +266,7 @@ pub async fn run(app: &App, cmd: &ImportCommand) -> Result<ExitCode> {
         eprintln!("warning: {w}");
     }
     print_report(&report, skip.as_deref(), json)?;
-    if report.committed && report.kind != "patients" && report.inserted + report.updated >= 10_000 {
+    if import::moves_scores(&report) {
         // Many new visits move the scores: refresh them now rather than
         // at night.
         let r = rapport_app::analytics::refresh_scores(app).await?;

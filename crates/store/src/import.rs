@@ -94,6 +94,24 @@ pub async fn patients_by_external(
     }
 }
 
+/// The keys of the patients among `ids` that exist, following merges:
+/// `(hospital id, key)`, the key being the patient's or, for a merged
+/// patient, the one it was merged into.
+pub async fn patient_keys_by_external(
+    tx: &mut Tx,
+    hospital_id: i64,
+    ids: &[String],
+) -> Result<Vec<(String, i64)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT patient_id, COALESCE(merged_into, id) FROM patients WHERE hospital_id = $1 AND {}",
+        in_list(tx, "patient_id", 2)
+    );
+    Ok(bind_list!(tx, &sql, hospital_id, ids, (String, i64)))
+}
+
 const PATIENT_COLUMNS: &[&str] = &[
     "id",
     "hospital_id",
