@@ -407,6 +407,7 @@ async fn patients_in(
     let now = app.now();
     let h = app.hospital_id;
     let max_before = bulk::max_id(tx, "patients").await?;
+    let deferred = store::defer_indexes(tx, "patients").await?;
     let mut changed_keys: Vec<i64> = Vec::new();
     let mut carry: Option<PatientRow> = None;
     loop {
@@ -457,6 +458,7 @@ async fn patients_in(
         }
     }
     if !run.failed {
+        store::restore_indexes(tx, &deferred).await?;
         run.report.duplicates_flagged +=
             store::flag_duplicates(tx, h, max_before, &changed_keys, now).await?;
     }
@@ -576,6 +578,9 @@ async fn visits_in(
     let now = app.now();
     let h = app.hospital_id;
     let max_before = bulk::max_id(tx, "patients").await?;
+    // Into an empty table (a first load) the visits' secondary index is
+    // built once at the end, unless a chunk needs it earlier.
+    let mut deferred = store::defer_indexes(tx, "visits").await?;
     let mut refs = Refs::default();
     let mut carry: Option<VisitRow> = None;
     loop {
@@ -608,11 +613,23 @@ async fn visits_in(
             }
         }
         if !run.failed && !chunk.is_empty() {
-            visit_chunk(tx, h, &chunk, now, &mut refs, &mut run.report).await?;
+            visit_chunk(
+                tx,
+                h,
+                &chunk,
+                now,
+                &mut refs,
+                &mut run.report,
+                &mut deferred,
+            )
+            .await?;
         }
         if eof && carry.is_none() {
             break;
         }
+    }
+    if !run.failed {
+        store::restore_indexes(tx, &std::mem::take(&mut deferred)).await?;
     }
     if !run.failed && run.report.patients_created > 0 {
         run.report.duplicates_flagged +=
@@ -730,6 +747,7 @@ async fn visit_chunk(
     now: chrono::DateTime<chrono::Utc>,
     refs: &mut Refs,
     report: &mut Report,
+    deferred: &mut Vec<String>,
 ) -> Result<(), AppError> {
     // Patients: known ones (following merges), unknown ones created.
     let mut pids: Vec<String> = chunk.iter().map(|r| r.patient_id.clone()).collect();
@@ -838,6 +856,10 @@ async fn visit_chunk(
         .collect();
     inside.sort_unstable();
     inside.dedup();
+    if (!inside.is_empty() || !recompute.is_empty()) && !deferred.is_empty() {
+        // Reading a patient's visits needs the index: build it now.
+        store::restore_indexes(tx, &std::mem::take(deferred)).await?;
+    }
     for (k, d) in store::visit_dates_of(tx, &inside).await? {
         if let Some(s) = states.get_mut(&k) {
             s.stored_dates.get_or_insert_with(Vec::new).push(d);

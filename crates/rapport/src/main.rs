@@ -395,7 +395,9 @@ async fn serve(mut app: App, bind: SocketAddr, secure_cookies: bool) -> Result<(
     // Imports that a stopped server left running were rolled back with it.
     let interrupted = rapport_app::import::fail_interrupted(&app).await?;
     if interrupted > 0 {
-        eprintln!("{interrupted} import(s) interrupted by the last stop were marked failed; nothing of them was committed");
+        eprintln!(
+            "{interrupted} import(s) interrupted by the last stop were marked failed; nothing of them was committed"
+        );
     }
     // The background worker: the nightly scores refresh.
     let nightly = tokio::spawn(rapport_app::analytics::run_nightly(app.clone()));
