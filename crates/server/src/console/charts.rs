@@ -382,12 +382,12 @@ mod tests {
             &[
                 MonthBar {
                     month: "2026-01".into(),
-                    revenue_minor: 100_00,
+                    revenue_minor: 10_000,
                     visits: 3,
                 },
                 MonthBar {
                     month: "2026-02".into(),
-                    revenue_minor: 50_00,
+                    revenue_minor: 5_000,
                     visits: 5,
                 },
             ],

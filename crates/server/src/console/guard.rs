@@ -222,6 +222,23 @@ pub async fn guard(
         && !staff.may(p)
     {
         tracing::info!(login = %staff.principal.name, path = %req.uri().path(), permission = p.as_str(), "console page refused");
+        // Refused reaches for a patient's record are audited, as the API's are.
+        if let Some(rest) = req.uri().path().strip_prefix("/patients") {
+            let subject = rest
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .and_then(|id| id.parse::<i64>().ok());
+            let detail = serde_json::json!({"method": req.method().as_str(), "path": req.uri().path(), "code": "forbidden"}).to_string();
+            rapport_app::audit::note(
+                &app,
+                &staff.actor(),
+                "access.denied",
+                subject.map(|id| ("patient", id)),
+                "denied",
+                Some(detail),
+            );
+        }
         return PageError::forbidden(&staff).into_response();
     }
     let mut req = req;

@@ -230,7 +230,7 @@ impl Tr {
         }
         let mut out = String::with_capacity(digits.len() + digits.len() / 3);
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push(sep);
             }
             out.push(c);
@@ -434,5 +434,140 @@ mod tests {
         assert_eq!(en.count("patients-count", 1), "1 patient");
         assert_eq!(en.count("patients-count", 1200), "1,200 patients");
         assert_eq!(Tr::new(Locale::Es).count("patients-count", 1), "1 paciente");
+    }
+}
+
+/// Every message id exists in every language, and every id the console
+/// uses exists: literal ids in the templates and the console's code, and
+/// the ids it builds from enumerations (segments, roles, channels…).
+#[cfg(test)]
+mod key_tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    fn ids(l: Locale) -> BTreeSet<String> {
+        message_ids(l).into_iter().collect()
+    }
+
+    fn files(dir: &Path, ext: &str, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                files(&p, ext, out);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push((
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).expect("read"),
+                ));
+            }
+        }
+    }
+
+    /// String literals of the form `"word-word…"` (lowercase, digits,
+    /// dashes) in `text`.
+    fn dashed_literals(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, part) in text.split('"').enumerate() {
+            if i % 2 == 1
+                && part.contains('-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                out.push(part.to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_language_has_every_message() {
+        let en = ids(Locale::En);
+        assert!(en.len() > 200, "the English file is complete");
+        for l in Locale::ALL {
+            let have = ids(l);
+            let missing: Vec<_> = en.difference(&have).collect();
+            let extra: Vec<_> = have.difference(&en).collect();
+            assert!(missing.is_empty(), "{} lacks {missing:?}", l.code());
+            assert!(
+                extra.is_empty(),
+                "{} has ids English lacks: {extra:?}",
+                l.code()
+            );
+            // And each message formats without errors.
+            let tr = Tr::new(l);
+            for id in &have {
+                assert!(!tr.t(id).is_empty(), "{}: {id}", l.code());
+            }
+        }
+    }
+
+    #[test]
+    fn every_message_the_console_uses_exists() {
+        let en = ids(Locale::En);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut sources = Vec::new();
+        files(&root.join("templates/console"), "html", &mut sources);
+        files(&root.join("src/console"), "rs", &mut sources);
+        // An id is any dashed literal whose first word starts some
+        // message id (`kpi-…`, `error-…`); other dashed literals (CSS
+        // classes, element ids) use other first words.
+        let prefixes: BTreeSet<&str> = en.iter().filter_map(|k| k.split('-').next()).collect();
+        let mut used = 0;
+        for (path, text) in &sources {
+            // Templates name ids only inside t("…") calls.
+            let candidates: Vec<String> = if path.ends_with(".html") {
+                text.split("t(\"")
+                    .skip(1)
+                    .chain(text.split("t1(\"").skip(1))
+                    .filter_map(|s| s.split('"').next())
+                    .map(str::to_string)
+                    .collect()
+            } else {
+                dashed_literals(text)
+                    .into_iter()
+                    .filter(|s| prefixes.contains(s.split('-').next().unwrap_or("")))
+                    .collect()
+            };
+            for id in candidates {
+                // Ids built with format! end in a dash before the value.
+                if id.ends_with('-') {
+                    continue;
+                }
+                used += 1;
+                assert!(
+                    en.contains(&id),
+                    "{path} uses the unknown message id {id:?}"
+                );
+            }
+        }
+        assert!(used > 150, "the scan found the ids ({used})");
+        // Ids built from enumerations.
+        let mut built = Vec::new();
+        for s in rapport_analytics::Segment::ALL {
+            built.push(format!("segment-{}", s.as_str().replace('_', "-")));
+        }
+        for r in rapport_domain::auth::Role::ALL {
+            built.push(super::super::role_key(*r));
+        }
+        for c in rapport_domain::patient::Channel::ALL {
+            built.push(format!("channel-{}", c.as_str()));
+        }
+        for p in rapport_domain::consent::Purpose::ALL {
+            built.push(format!("purpose-{}", p.as_str()));
+        }
+        for k in rapport_domain::patient::VisitKind::ALL {
+            built.push(format!("kind-{}", k.as_str()));
+        }
+        for p in super::super::PAGES {
+            built.push(p.title.to_string());
+        }
+        for id in built {
+            assert!(en.contains(&id), "missing message id {id:?}");
+        }
     }
 }
