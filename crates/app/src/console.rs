@@ -68,6 +68,19 @@ pub async fn patient_list(app: &App, mut q: ListQuery) -> Result<(Vec<ListRow>, 
     Ok((rows, more))
 }
 
+/// Patients found by the search box: exact hospital id or phone, then
+/// the start of the name; at most `limit`, and whether there may be more.
+pub async fn search(app: &App, text: &str, limit: i64) -> Result<(Vec<ListRow>, bool)> {
+    let text = text.trim();
+    let limit = limit.clamp(1, LIST_MAX);
+    let phone = rapport_domain::patient::normalize_phone(text);
+    let mut rows =
+        store::search(&app.db, app.hospital_id, text, phone.as_deref(), limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, more))
+}
+
 /// Length of the KPI periods, in days.
 pub const PERIOD_DAYS: i64 = 30;
 

@@ -65,7 +65,7 @@ fn tokens_routes() -> Router<App> {
 const AUDIT_PAGE_SIZE: i64 = 50;
 
 #[derive(Deserialize, Default)]
-pub struct AuditParams {
+pub struct AuditFilter {
     actor: Option<String>,
     action: Option<String>,
     patient: Option<String>,
@@ -87,7 +87,7 @@ pub struct AuditRow {
 
 #[derive(Template)]
 #[template(path = "console/audit.html")]
-pub struct AuditPage {
+pub struct AuditLogPage {
     pub l: Layout,
     pub actor: String,
     pub action: String,
@@ -103,7 +103,7 @@ fn nonempty(s: &Option<String>) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn audit(State(app): State<App>, staff: Staff, Query(p): Query<AuditParams>) -> PageResult {
+async fn audit(State(app): State<App>, staff: Staff, Query(p): Query<AuditFilter>) -> PageResult {
     let tr = staff.tr;
     let before = p.before.as_deref().and_then(|b| {
         let (at, id) = b.rsplit_once('_')?;
@@ -174,7 +174,7 @@ async fn audit(State(app): State<App>, staff: Staff, Query(p): Query<AuditParams
         .collect();
     Ok(html(
         StatusCode::OK,
-        &AuditPage {
+        &AuditLogPage {
             l: Layout::for_staff(
                 &staff,
                 AUDIT_PAGE.id,
@@ -219,7 +219,7 @@ pub struct UsersPage {
 }
 
 #[derive(Deserialize, Default)]
-pub struct Done {
+pub struct AdminNotice {
     done: Option<String>,
 }
 
@@ -278,7 +278,11 @@ async fn render_users(
     ))
 }
 
-async fn users_page(State(app): State<App>, staff: Staff, Query(d): Query<Done>) -> PageResult {
+async fn users_page(
+    State(app): State<App>,
+    staff: Staff,
+    Query(d): Query<AdminNotice>,
+) -> PageResult {
     let notice = match d.done.as_deref() {
         Some("created") => Some(staff.tr.t("users-created")),
         Some("deactivated") => Some(staff.tr.t("users-deactivated")),
@@ -429,7 +433,11 @@ async fn render_tokens(
     ))
 }
 
-async fn tokens_page(State(app): State<App>, staff: Staff, Query(d): Query<Done>) -> PageResult {
+async fn tokens_page(
+    State(app): State<App>,
+    staff: Staff,
+    Query(d): Query<AdminNotice>,
+) -> PageResult {
     let notice = match d.done.as_deref() {
         Some("revoked") => Some(staff.tr.t("tokens-revoked")),
         _ => None,

@@ -12,7 +12,7 @@ use axum::{Form, Router};
 use chrono::{Datelike, NaiveDate};
 use rapport_analytics::Segment;
 use rapport_app::console::{ListQuery, ListRow, ListSort};
-use rapport_app::patients::{self, PatientQuery, PatientView};
+use rapport_app::patients::{self, PatientView};
 use rapport_app::privacy::{self, ConsentInput};
 use rapport_app::{App, AppError, visits};
 use rapport_domain::auth::{Permission, mask};
@@ -48,7 +48,7 @@ pub const PAGE_SIZE: i64 = 25;
 
 /// The list's query string.
 #[derive(Debug, Default, Deserialize)]
-pub struct ListParams {
+pub struct PatientListParams {
     pub q: Option<String>,
     pub segment: Option<String>,
     pub churn: Option<String>,
@@ -57,7 +57,7 @@ pub struct ListParams {
     pub page: Option<String>,
 }
 
-impl ListParams {
+impl PatientListParams {
     fn q(&self) -> Option<&str> {
         self.q.as_deref().map(str::trim).filter(|s| !s.is_empty())
     }
@@ -236,44 +236,20 @@ fn row_view(staff: &Staff, today: NaiveDate, r: ListRow) -> RowView {
 
 /// The rows for the parameters: a search when `q` is given, else a page
 /// of the sorted, filtered list.
-async fn find(app: &App, staff: &Staff, p: &ListParams) -> Result<(Vec<RowView>, bool), AppError> {
+async fn find(
+    app: &App,
+    staff: &Staff,
+    p: &PatientListParams,
+) -> Result<(Vec<RowView>, bool), AppError> {
     let today = app.today();
     if let Some(q) = p.q() {
-        let page = patients::search(
-            app,
-            PatientQuery {
-                q: Some(q.to_string()),
-                limit: PAGE_SIZE,
-                ..Default::default()
-            },
-        )
-        .await?;
-        let more = page.next_cursor.is_some();
-        // Scores of the hits come from the list query of their keys.
-        let rows = page
-            .items
-            .into_iter()
-            .map(|h| {
-                let f = h.patient.fields;
-                ListRow {
-                    id: h.patient.id,
-                    patient_id: h.patient.patient_id,
-                    name: f.name,
-                    sex: f.sex.map(|s| s.as_str().to_string()),
-                    birth_year: f.birth_year,
-                    birth_date: f.birth_date,
-                    phone: f.phone,
-                    erased_at: h.patient.erased_at,
-                    last_visit: h.aggregates.map(|a| a.last_visit),
-                    visits: h.aggregates.map(|a| a.visits),
-                    monetary: h.aggregates.map(|a| a.monetary),
-                    segment: None,
-                    churn_risk: None,
-                }
-            })
-            .map(|r| row_view(staff, today, r))
-            .collect();
-        return Ok((rows, more));
+        let (rows, more) = rapport_app::console::search(app, q, PAGE_SIZE).await?;
+        return Ok((
+            rows.into_iter()
+                .map(|r| row_view(staff, today, r))
+                .collect(),
+            more,
+        ));
     }
     let (rows, more) = rapport_app::console::patient_list(
         app,
@@ -335,7 +311,11 @@ pub struct RowsFragment {
     pub searching: bool,
 }
 
-async fn list(State(app): State<App>, staff: Staff, Query(p): Query<ListParams>) -> PageResult {
+async fn list(
+    State(app): State<App>,
+    staff: Staff,
+    Query(p): Query<PatientListParams>,
+) -> PageResult {
     let tr = staff.tr;
     let (rows, more) = find(&app, &staff, &p)
         .await
@@ -411,7 +391,11 @@ async fn list(State(app): State<App>, staff: Staff, Query(p): Query<ListParams>)
 }
 
 /// The table body for the search box's script.
-async fn rows(State(app): State<App>, staff: Staff, Query(p): Query<ListParams>) -> PageResult {
+async fn rows(
+    State(app): State<App>,
+    staff: Staff,
+    Query(p): Query<PatientListParams>,
+) -> PageResult {
     let (rows, _) = find(&app, &staff, &p)
         .await
         .map_err(|e| PageError::from_app(&staff, e))?;
@@ -467,7 +451,7 @@ pub struct Choice {
 
 #[derive(Template)]
 #[template(path = "console/patient.html")]
-pub struct PatientPage {
+pub struct Patient360Page {
     pub l: Layout,
     pub id: i64,
     pub name: String,
@@ -517,7 +501,7 @@ pub struct VisitFormState {
 }
 
 #[derive(Deserialize)]
-pub struct Done {
+pub struct PatientNotice {
     done: Option<String>,
 }
 
@@ -525,7 +509,7 @@ async fn show(
     State(app): State<App>,
     staff: Staff,
     Path(id): Path<String>,
-    Query(d): Query<Done>,
+    Query(d): Query<PatientNotice>,
 ) -> PageResult {
     let Ok(id) = id.parse::<i64>() else {
         return Err(PageError::not_found(&staff));
@@ -588,7 +572,7 @@ fn patient_view(
     today: NaiveDate,
     mut visit_form: VisitFormState,
     consent_errors: Vec<(String, String)>,
-) -> PatientPage {
+) -> Patient360Page {
     let tr = staff.tr;
     let p = v.patient;
     let f = p.fields;
@@ -841,7 +825,7 @@ fn patient_view(
     .filter(|s| !s.is_empty())
     .collect::<Vec<_>>()
     .join(" · ");
-    PatientPage {
+    Patient360Page {
         l: Layout::for_staff(staff, PAGE.id, name.clone(), &format!("/patients/{}", p.id)),
         id: p.id,
         initials: initials(&name),
