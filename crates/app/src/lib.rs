@@ -5,6 +5,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod check;
+pub mod console;
 pub mod crypto;
 pub mod demo;
 pub mod duplicates;

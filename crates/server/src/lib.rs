@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -200,6 +201,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
+        .merge(console::router(&app))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())

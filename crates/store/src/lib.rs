@@ -10,6 +10,7 @@ pub mod audit;
 pub mod bulk;
 pub mod check;
 pub mod consents;
+pub mod console;
 mod db;
 pub mod duplicates;
 pub mod hospitals;

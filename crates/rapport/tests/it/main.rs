@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod import;
 mod import_api;
+mod console;
 mod patients;
 mod privacy;
 mod schema;

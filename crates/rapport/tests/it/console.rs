@@ -1,0 +1,271 @@
+//! The staff console over HTTP: login by form, the page registry's
+//! permission checks, masking, CSRF on forms, the desk's visit form, and
+//! the stored language. (Browser behaviour itself is tested in
+//! headless Chromium by `scripts/e2e`.)
+
+use crate::both_engines;
+use crate::harness::{Engine, TestApp};
+
+both_engines!(
+    pages_need_a_login_and_the_role_s_permission,
+    forms_need_the_csrf_token_and_record_visits,
+    each_user_s_language_is_stored,
+);
+
+const PW: &str = "correct horse battery";
+
+/// A client that keeps redirects visible.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Logs in through the form; returns the session cookie.
+async fn login(t: &TestApp, login: &str, role: &str) -> String {
+    rapport_app::users::create(&t.app, login, role, None, PW)
+        .await
+        .expect("user");
+    let res = client()
+        .post(t.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(format!(
+            "login={login}&password=correct+horse+battery&next=%2Fpatients"
+        ))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], "/patients");
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("rapport_session=")
+        .to_string()
+}
+
+async fn get(t: &TestApp, cookie: &str, path: &str, lang: &str) -> (u16, String) {
+    let res = client()
+        .get(t.url(path))
+        .header("cookie", format!("rapport_session={cookie}"))
+        .header("accept-language", lang)
+        .send()
+        .await
+        .expect("get");
+    let status = res.status().as_u16();
+    (status, res.text().await.unwrap_or_default())
+}
+
+async fn post(
+    t: &TestApp,
+    cookie: &str,
+    path: &str,
+    body: &str,
+    same_origin: bool,
+) -> (u16, String, String) {
+    let mut r = client()
+        .post(t.url(path))
+        .header("cookie", format!("rapport_session={cookie}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept-language", "en");
+    if same_origin {
+        r = r.header("sec-fetch-site", "same-origin");
+    } else {
+        r = r.header("sec-fetch-site", "cross-site");
+    }
+    let res = r.body(body.to_string()).send().await.expect("post");
+    let status = res.status().as_u16();
+    let location = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (status, res.text().await.unwrap_or_default(), location)
+}
+
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf_token\" value=\"")
+        .expect("a form with a token")
+        + 25;
+    page[at..at + 64].to_string()
+}
+
+async fn pages_need_a_login_and_the_role_s_permission(engine: Engine) {
+    let Some(t) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let id = t.patient("P001", "Li Na").await;
+    t.visit("V1", "P001", "2026-01-05", "120.00").await;
+    let res = client().get(t.url("/patients")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], "/login?next=/patients");
+
+    let admin = login(&t, "boss", "admin").await;
+    let (s, page) = get(&t, &admin, "/dashboard", "en").await;
+    assert_eq!(s, 200);
+    for chart in ["svg-months", "svg-segments", "svg-pareto", "svg-cohorts"] {
+        assert!(page.contains(&format!("id=\"{chart}\"")), "{chart}");
+    }
+    assert!(page.contains("<html lang=\"en\">"));
+    let (s, page) = get(&t, &admin, &format!("/patients/{id}"), "en").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("13812345678"), "the admin sees the phone");
+    assert!(page.contains("CN¥120.00"));
+
+    let marketing = login(&t, "mkt", "marketing").await;
+    let (s, page) = get(&t, &marketing, "/patients?sort=monetary", "en").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("138****5678") && !page.contains("13812345678"));
+    assert!(
+        !page.contains("href=\"/audit\""),
+        "no link to what the role cannot open"
+    );
+    let (s, page) = get(&t, &marketing, &format!("/patients/{id}"), "en").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("138****5678") && !page.contains("13812345678"));
+    assert!(!page.contains("id=\"visit-form\""));
+    for path in ["/audit", "/users", "/tokens"] {
+        let (s, page) = get(&t, &marketing, path, "es").await;
+        assert_eq!(s, 403, "{path}");
+        assert!(
+            page.contains("No disponible para su rol"),
+            "{path} in Spanish"
+        );
+    }
+    // A form post without the visit permission is refused too.
+    let csrf = rapport_app::sessions::csrf_token_for(&marketing);
+    let (s, _, _) = post(
+        &t,
+        &marketing,
+        &format!("/patients/{id}/visits"),
+        &format!("csrf_token={csrf}&visit_id=X1&visit_date=2026-01-06&amount=1"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (_, b) = t.call("GET", &format!("/api/v1/patients/{id}"), None).await;
+    assert_eq!(b["aggregates"]["visits"], 1);
+    // Viewing the 360° page is audited like the API's read.
+    let (_, log) = t
+        .call(
+            "GET",
+            &format!("/api/v1/audit?subject_type=patient&subject_id={id}"),
+            None,
+        )
+        .await;
+    let text = log.to_string();
+    assert!(
+        text.contains("user:mkt") && text.contains("patient.view"),
+        "{text}"
+    );
+}
+
+async fn forms_need_the_csrf_token_and_record_visits(engine: Engine) {
+    let Some(t) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let id = t.patient("P001", "Li Na").await;
+    let cookie = login(&t, "desk", "admin").await;
+    let (_, page) = get(&t, &cookie, &format!("/patients/{id}"), "en").await;
+    let csrf = csrf_of(&page);
+    let path = format!("/patients/{id}/visits");
+    let form = |token: &str, amount: &str| {
+        format!(
+            "csrf_token={token}&visit_id=D1&visit_date=2026-01-06&kind=outpatient&department=Cardiology&amount={amount}"
+        )
+    };
+    // Without the token, with a wrong one, or from another site: refused.
+    let (s, _, _) = post(&t, &cookie, &path, &form("", "12.50"), true).await;
+    assert_eq!(s, 403);
+    let (s, _, _) = post(&t, &cookie, &path, &form(&"0".repeat(64), "12.50"), true).await;
+    assert_eq!(s, 403);
+    let (s, _, _) = post(&t, &cookie, &path, &form(&csrf, "12.50"), false).await;
+    assert_eq!(s, 403);
+    let (_, b) = t.call("GET", &format!("/api/v1/patients/{id}"), None).await;
+    assert!(b["aggregates"].is_null(), "nothing was recorded: {b}");
+    // A bad amount is explained and records nothing.
+    let (s, page, _) = post(&t, &cookie, &path, &form(&csrf, "12.345"), true).await;
+    assert_eq!(s, 422);
+    assert!(page.contains("at most two decimals"), "{page}");
+    // The real thing.
+    let (s, _, location) = post(&t, &cookie, &path, &form(&csrf, "12.50"), true).await;
+    assert_eq!(s, 303);
+    assert_eq!(location, format!("/patients/{id}?done=visit#visits"));
+    let (_, b) = t.call("GET", &format!("/api/v1/patients/{id}"), None).await;
+    assert_eq!(b["aggregates"]["visits"], 1);
+    assert_eq!(b["aggregates"]["monetary"], "12.50");
+    assert_eq!(b["visits"][0]["department"], "Cardiology");
+    // The same visit id again is a conflict shown in the form.
+    let (s, page, _) = post(&t, &cookie, &path, &form(&csrf, "12.50"), true).await;
+    assert_eq!(s, 409);
+    assert!(page.contains("already exists"));
+    // Consent from the desk.
+    let (s, _, _) = post(
+        &t,
+        &cookie,
+        &format!("/patients/{id}/consents"),
+        &format!("csrf_token={csrf}&channel=sms&purpose=marketing&granted=no&source=desk"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, page) = get(&t, &cookie, &format!("/patients/{id}"), "en").await;
+    assert!(page.contains("state-withdrawn"));
+    // Logging out ends the session.
+    let (s, _, location) = post(&t, &cookie, "/logout", &format!("csrf_token={csrf}"), true).await;
+    assert_eq!((s, location.as_str()), (303, "/login"));
+    let (s, _) = get(&t, &cookie, "/patients", "en").await;
+    assert_eq!(s, 303);
+}
+
+async fn each_user_s_language_is_stored(engine: Engine) {
+    let Some(t) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let cookie = login(&t, "lang", "manager").await;
+    // First the browser's language, Chinese when it names none we have.
+    let (_, page) = get(&t, &cookie, "/settings", "es-MX,es;q=0.9").await;
+    assert!(page.contains("<html lang=\"es\">"));
+    let (_, page) = get(&t, &cookie, "/settings", "fr").await;
+    assert!(page.contains("<html lang=\"zh-CN\">") && page.contains("设置"));
+    let csrf = csrf_of(&page);
+    let (s, _, location) = post(
+        &t,
+        &cookie,
+        "/settings/language",
+        &format!("csrf_token={csrf}&locale=es&here=%2Fpatients"),
+        true,
+    )
+    .await;
+    assert_eq!((s, location.as_str()), (303, "/patients"));
+    let (_, page) = get(&t, &cookie, "/patients", "en").await;
+    assert!(page.contains("<html lang=\"es\">") && page.contains("Pacientes"));
+    // An unknown language is refused and changes nothing.
+    let (s, _, _) = post(
+        &t,
+        &cookie,
+        "/settings/language",
+        &format!("csrf_token={csrf}&locale=xx"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, _, _) = post(
+        &t,
+        &cookie,
+        "/settings/language",
+        &format!("csrf_token={csrf}&locale=auto"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, page) = get(&t, &cookie, "/patients", "en").await;
+    assert!(page.contains("<html lang=\"en\">"));
+}
