@@ -10,6 +10,7 @@ pub mod demo;
 pub mod patients;
 pub mod principal;
 pub mod privacy;
+pub mod segments;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

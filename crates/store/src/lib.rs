@@ -15,6 +15,7 @@ pub mod hospitals;
 pub mod migrate;
 pub mod patients;
 mod row;
+pub mod segments;
 pub mod sessions;
 pub mod sync;
 pub mod tokens;

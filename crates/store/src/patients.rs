@@ -9,11 +9,11 @@ use rapport_domain::patient::{
 use crate::bulk::Value;
 use crate::{AnyRow, Db, Engine, Result, StoreError, Tx, on_read, on_tx};
 
-const COLUMNS: &str = "p.id, p.hospital_id, p.patient_id, p.name, p.sex, p.birth_date, p.birth_year, p.phone, \
+pub(crate) const COLUMNS: &str = "p.id, p.hospital_id, p.patient_id, p.name, p.sex, p.birth_date, p.birth_year, p.phone, \
      p.email, p.district, p.source_channel, p.registered_on, p.preferred_channel, p.preferred_language, \
      p.household, p.tags, p.notes, p.national_id_enc, p.national_id_index, p.erased_at, p.created_at, p.updated_at";
 
-const AGG_COLUMNS: &str = "a.first_visit, a.last_visit, a.visits, a.visit_days, a.monetary, \
+pub(crate) const AGG_COLUMNS: &str = "a.first_visit, a.last_visit, a.visits, a.visit_days, a.monetary, \
      a.first_day_monetary, a.months_with_visits, a.cohort_mask";
 
 fn corrupt(what: &str, v: &str) -> StoreError {
