@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod audit;
 pub mod check;
 pub mod crypto;
+pub mod dashboard;
 pub mod demo;
 pub mod patients;
 pub mod principal;

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod bulk;
 pub mod check;
 pub mod consents;
+pub mod dashboard;
 mod db;
 pub mod hospitals;
 pub mod migrate;

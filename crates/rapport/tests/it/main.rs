@@ -10,5 +10,6 @@ mod cli;
 mod patients;
 mod privacy;
 mod schema;
+mod segments;
 mod sessions;
 mod visits;

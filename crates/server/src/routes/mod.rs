@@ -1,6 +1,8 @@
 pub mod analytics;
+pub mod dashboard;
 pub mod patients;
 pub mod privacy;
+pub mod segments;
 pub mod session;
 pub mod tokens;
 pub mod users;

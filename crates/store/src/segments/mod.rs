@@ -263,6 +263,22 @@ fn join_error(e: tokio::task::JoinError) -> StoreError {
     StoreError::Config(format!("read task failed: {e}"))
 }
 
+/// `$N` placeholders as SQLite's `?N`, which bind by number wherever they
+/// appear (rusqlite binds positionally, and `$N` names are numbered in
+/// order of appearance).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Runs `sql` (whose `$2` and `$3` bound the scanned key) once per key
 /// range on blocking threads, and returns the first column of each
 /// answer row, per range.
@@ -285,7 +301,7 @@ async fn sqlite_ranges(
     let Some((Some(lo), Some(hi))) = b.first().copied() else {
         return Ok(Vec::new());
     };
-    let sql = std::sync::Arc::new(sql);
+    let sql = std::sync::Arc::new(numbered(&sql));
     let params = std::sync::Arc::new(params);
     let mut handles = Vec::new();
     for (a, z) in ranges(lo, hi, threads()) {
@@ -462,7 +478,7 @@ pub async fn members(
                 Value::from(i64::MAX),
             ];
             all.extend(c.params);
-            sync.query(&sql, &all, |r| member_from_row(r))
+            sync.query(&numbered(&sql), &all, |r| member_from_row(r))
         })
         .await
         .map_err(join_error)?;
@@ -477,6 +493,14 @@ pub async fn members(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_become_numbered() {
+        assert_eq!(
+            numbered("a = $12 AND b IN ($3, $1) AND '$'"),
+            "a = ?12 AND b IN (?3, ?1) AND '$'"
+        );
+    }
 
     #[test]
     fn ranges_cover_the_keys_once() {
