@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use crate::audit::{self, Actor};
 use crate::{App, AppError, Result};
 
-/// Members read per query while exporting.
-const PAGE: i64 = 1000;
+/// Patient keys read per query while exporting.
+const WINDOW: i64 = 20_000;
 
 /// A file format of exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,30 +236,42 @@ pub async fn start(
         let mut w = format.writer();
         let mut buf = Vec::with_capacity(64 * 1024);
         w.header(&mut buf, COLUMNS);
+        // Windows of keys, not `LIMIT` pages: each query reads a bounded
+        // range whatever the plan, so the whole export reads each
+        // patient once.
+        let last = match store::max_key(&app.db, app.hospital_id).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(segment = id, error = %e, "segment export failed");
+                let _ = tx.send(Err(AppError::from(e).to_string())).await;
+                return;
+            }
+        };
         let mut after = 0;
-        loop {
-            let page =
-                match store::members(&app.db, app.hospital_id, &segment.rules, today, after, PAGE)
-                    .await
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::error!(segment = id, error = %e, "segment export failed");
-                        let _ = tx.send(Err(AppError::from(e).to_string())).await;
-                        return;
-                    }
-                };
+        while after < last {
+            let upto = after.saturating_add(WINDOW);
+            let page = match store::members(
+                &app.db,
+                app.hospital_id,
+                &segment.rules,
+                today,
+                (after, upto),
+                WINDOW,
+            )
+            .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(segment = id, error = %e, "segment export failed");
+                    let _ = tx.send(Err(AppError::from(e).to_string())).await;
+                    return;
+                }
+            };
             for m in &page {
                 w.row(&mut buf, &cells(m, today, unmasked));
             }
-            let last = page.len() < PAGE as usize;
-            if let Some(m) = page.last() {
-                after = m.patient.id;
-            }
-            if last {
-                break;
-            }
-            if tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
+            after = upto;
+            if buf.len() >= 256 * 1024 && tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
                 // The client went away.
                 return;
             }

@@ -285,7 +285,11 @@ pub async fn record_count(app: &App, id: i64, reason: Reason) -> Result<CountRow
 
 /// Counts every saved segment (one pass over the patients per 40
 /// segments) and records the counts; returns how many were recorded.
+/// After a refresh it first brings the scores' statistics up to date.
 pub async fn record_all(app: &App, reason: Reason) -> Result<usize> {
+    if reason == Reason::Refresh {
+        store::analyze_scores(&app.db).await?;
+    }
     let segments = list(app).await?;
     if segments.is_empty() {
         return Ok(0);
@@ -332,7 +336,7 @@ pub async fn members(app: &App, id: i64, after: Option<i64>, limit: i64) -> Resu
         app.hospital_id,
         &s.rules,
         app.today(),
-        after.unwrap_or(0),
+        (after.unwrap_or(0), i64::MAX),
         want + 1,
     )
     .await?;

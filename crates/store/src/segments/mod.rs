@@ -331,7 +331,7 @@ pub async fn count(db: &Db, hospital_id: i64, rule: &Rule, today: NaiveDate) -> 
     let c = compile(rule, db.engine(), today, t.key(), 3);
     let sql = format!(
         "SELECT COUNT(*) FROM {} WHERE {} AND {key} BETWEEN $2 AND $3 AND {} AND {}",
-        t.from(),
+        t.from_in("BETWEEN $2 AND $3"),
         t.hospital(db.engine()),
         not_erased(t.key()),
         c.sql,
@@ -385,7 +385,7 @@ pub async fn count_many(
         let sql = format!(
             "SELECT {} FROM {} WHERE {} AND p.id BETWEEN $2 AND $3 AND p.erased_at IS NULL",
             sums.join(", "),
-            t.from(),
+            t.from_in("BETWEEN $2 AND $3"),
             t.hospital(db.engine()),
         );
         let mut totals = vec![0i64; chunk.len()];
@@ -447,13 +447,32 @@ fn member_from_row(r: &impl AnyRow) -> Result<Member> {
     })
 }
 
-/// The members with a platform id above `after`, by id, at most `limit`.
+/// The largest platform id of the hospital's patients (0 without any).
+pub async fn max_key(db: &Db, hospital_id: i64) -> Result<i64> {
+    let sql = "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM patients WHERE hospital_id = $1";
+    let r: (i64,) = on_read!(db, p => sqlx::query_as(sql).bind(hospital_id).fetch_one(p).await?);
+    Ok(r.0)
+}
+
+/// Refreshes PostgreSQL's statistics of the stored scores, which a
+/// refresh has just replaced: without them the planner takes the million
+/// fresh rows for a few thousand and sorts whole ranges to answer a page
+/// of members. SQLite plans without statistics.
+pub async fn analyze_scores(db: &Db) -> Result<()> {
+    if let Db::Postgres(p) = db {
+        sqlx::query("ANALYZE patient_scores").execute(p).await?;
+    }
+    Ok(())
+}
+
+/// The members with a platform id above `after` and at most `upto`, by
+/// id, at most `limit`.
 pub async fn members(
     db: &Db,
     hospital_id: i64,
     rule: &Rule,
     today: NaiveDate,
-    after: i64,
+    (after, upto): (i64, i64),
     limit: i64,
 ) -> Result<Vec<Member>> {
     let t = Tables::for_rule(rule, true, true, true);
@@ -462,7 +481,7 @@ pub async fn members(
     let sql = format!(
         "SELECT {COLUMNS}, {AGG_COLUMNS}, {SCORE_COLUMNS} FROM {} WHERE {} AND {key} > $2 AND {key} <= $3 \
          AND {} AND {} ORDER BY {key} LIMIT {}",
-        t.from(),
+        t.from_in("> $2 AND {} <= $3"),
         t.hospital(db.engine()),
         not_erased(t.key()),
         c.sql,
@@ -475,7 +494,7 @@ pub async fn members(
             let mut all = vec![
                 Value::from(hospital_id),
                 Value::from(after),
-                Value::from(i64::MAX),
+                Value::from(upto),
             ];
             all.extend(c.params);
             sync.query(&numbered(&sql), &all, |r| member_from_row(r))
@@ -484,7 +503,7 @@ pub async fn members(
         .map_err(join_error)?;
     }
     on_read!(db, p => {
-        let q = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id).bind(after).bind(i64::MAX);
+        let q = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id).bind(after).bind(upto);
         let rows = bind_values!(q, &c.params).fetch_all(p).await?;
         rows.iter().map(member_from_row).collect()
     })

@@ -72,15 +72,24 @@ impl Tables {
         }
     }
 
-    pub fn from(&self) -> String {
+    /// The FROM clause. `range` (`"BETWEEN $2 AND $3"`, `"> $2 AND {} <= $3"`
+    /// with `{}` for the column) repeats the scanned key's bounds on every
+    /// joined table: PostgreSQL does not carry inequalities across a join,
+    /// and would otherwise merge-join from the first key of the other
+    /// table.
+    pub fn from_in(&self, range: &str) -> String {
         let key = self.key();
+        let bound = |col: &str| format!(" AND {col} {}", range.replace("{}", col));
         let mut out = match self.drive {
             's' => "patient_scores s".to_string(),
             'a' => "patient_aggregates a".to_string(),
             _ => "patients p".to_string(),
         };
         if self.drive != 'p' && self.patients {
-            out.push_str(&format!(" JOIN patients p ON p.id = {key}"));
+            out.push_str(&format!(
+                " JOIN patients p ON p.id = {key}{}",
+                bound("p.id")
+            ));
         }
         if self.drive != 'a' && self.aggregates {
             let join = if self.aggregates_required {
@@ -89,7 +98,8 @@ impl Tables {
                 "LEFT JOIN"
             };
             out.push_str(&format!(
-                " {join} patient_aggregates a ON a.patient_key = {key}"
+                " {join} patient_aggregates a ON a.patient_key = {key}{}",
+                bound("a.patient_key")
             ));
         }
         if self.drive != 's' && self.scores {
@@ -466,12 +476,13 @@ mod tests {
         let t = Tables::for_rule(&r, false, false, false);
         assert_eq!(t.drive, 's');
         assert_eq!(
-            t.from(),
-            "patient_scores s LEFT JOIN patient_aggregates a ON a.patient_key = s.patient_key"
+            t.from_in("BETWEEN $2 AND $3"),
+            "patient_scores s LEFT JOIN patient_aggregates a ON a.patient_key = s.patient_key \
+             AND a.patient_key BETWEEN $2 AND $3"
         );
         let r = rule(json!({"field": "sex", "op": "=", "value": "F"}));
         assert_eq!(
-            Tables::for_rule(&r, false, false, false).from(),
+            Tables::for_rule(&r, false, false, false).from_in("> $2 AND {} <= $3"),
             "patients p"
         );
     }
