@@ -274,6 +274,9 @@ impl Facts {
     }
 }
 
+/// A rule set's meaning, written independently of the store.
+type Filter<'a> = Box<dyn Fn(&Facts) -> bool + 'a>;
+
 type FactRow = (
     i64,
     Option<String>,
@@ -406,7 +409,7 @@ async fn counts_members_and_exports_match_an_independent_filter(engine: Engine) 
     assert_eq!(erased, 1);
     let prefix = "浦东";
     let days_ago = |n: i64| today - chrono::Duration::days(n);
-    let cases: Vec<(Value, Box<dyn Fn(&Facts) -> bool>)> = vec![
+    let cases: Vec<(Value, Filter<'_>)> = vec![
         (json!({"all": []}), Box::new(|_| true)),
         (
             json!({"all": [

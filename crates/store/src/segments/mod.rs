@@ -331,7 +331,7 @@ pub async fn count(db: &Db, hospital_id: i64, rule: &Rule, today: NaiveDate) -> 
     let c = compile(rule, db.engine(), today, t.key(), 3);
     let sql = format!(
         "SELECT COUNT(*) FROM {} WHERE {} AND {key} BETWEEN $2 AND $3 AND {} AND {}",
-        t.from_in("BETWEEN $2 AND $3"),
+        t.tables_sql("BETWEEN $2 AND $3"),
         t.hospital(db.engine()),
         not_erased(t.key()),
         c.sql,
@@ -385,7 +385,7 @@ pub async fn count_many(
         let sql = format!(
             "SELECT {} FROM {} WHERE {} AND p.id BETWEEN $2 AND $3 AND p.erased_at IS NULL",
             sums.join(", "),
-            t.from_in("BETWEEN $2 AND $3"),
+            t.tables_sql("BETWEEN $2 AND $3"),
             t.hospital(db.engine()),
         );
         let mut totals = vec![0i64; chunk.len()];
@@ -481,7 +481,7 @@ pub async fn members(
     let sql = format!(
         "SELECT {COLUMNS}, {AGG_COLUMNS}, {SCORE_COLUMNS} FROM {} WHERE {} AND {key} > $2 AND {key} <= $3 \
          AND {} AND {} ORDER BY {key} LIMIT {}",
-        t.from_in("> $2 AND {} <= $3"),
+        t.tables_sql("> $2 AND {} <= $3"),
         t.hospital(db.engine()),
         not_erased(t.key()),
         c.sql,

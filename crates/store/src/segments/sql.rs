@@ -77,7 +77,7 @@ impl Tables {
     /// joined table: PostgreSQL does not carry inequalities across a join,
     /// and would otherwise merge-join from the first key of the other
     /// table.
-    pub fn from_in(&self, range: &str) -> String {
+    pub fn tables_sql(&self, range: &str) -> String {
         let key = self.key();
         let bound = |col: &str| format!(" AND {col} {}", range.replace("{}", col));
         let mut out = match self.drive {
@@ -476,13 +476,13 @@ mod tests {
         let t = Tables::for_rule(&r, false, false, false);
         assert_eq!(t.drive, 's');
         assert_eq!(
-            t.from_in("BETWEEN $2 AND $3"),
+            t.tables_sql("BETWEEN $2 AND $3"),
             "patient_scores s LEFT JOIN patient_aggregates a ON a.patient_key = s.patient_key \
              AND a.patient_key BETWEEN $2 AND $3"
         );
         let r = rule(json!({"field": "sex", "op": "=", "value": "F"}));
         assert_eq!(
-            Tables::for_rule(&r, false, false, false).from_in("> $2 AND {} <= $3"),
+            Tables::for_rule(&r, false, false, false).tables_sql("> $2 AND {} <= $3"),
             "patients p"
         );
     }
