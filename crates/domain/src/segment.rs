@@ -56,6 +56,9 @@ pub const MAX_DEPTH: usize = 6;
 pub const MAX_CONDITIONS: usize = 50;
 /// Most values in one list (`in`, `not_in`, `contains_any`, `contains_all`).
 pub const MAX_LIST: usize = 200;
+/// Most values in one rule set, all lists together (bounds the
+/// parameters of the compiled SQL).
+pub const MAX_VALUES: usize = 2000;
 /// Longest text value, in characters.
 pub const MAX_TEXT: usize = 100;
 /// Largest `days_ago`.
@@ -373,6 +376,17 @@ impl Rule {
                 path,
                 "too_many_conditions",
                 format!("at most {MAX_CONDITIONS} conditions"),
+            );
+        }
+        let values: usize = rule
+            .as_ref()
+            .map(|r| r.conditions().iter().map(|c| c.values.len()).sum())
+            .unwrap_or(0);
+        if values > MAX_VALUES {
+            p.errs.push(
+                path,
+                "too_many_values",
+                format!("at most {MAX_VALUES} values in all"),
             );
         }
         match rule {
@@ -996,6 +1010,12 @@ mod tests {
             .collect();
         let e = parse(json!({ "all": many })).unwrap_err();
         assert_eq!(fields(&e), vec![("rules", "too_many_conditions")]);
+        let list: Vec<i64> = (0..MAX_LIST as i64).collect();
+        let wide: Vec<Json> = (0..=MAX_VALUES / MAX_LIST)
+            .map(|_| json!({"field": "visits", "op": "in", "value": list}))
+            .collect();
+        let e = parse(json!({ "all": wide })).unwrap_err();
+        assert_eq!(fields(&e), vec![("rules", "too_many_values")]);
     }
 
     #[test]

@@ -350,6 +350,8 @@ pub async fn count(db: &Db, hospital_id: i64, rule: &Rule, today: NaiveDate) -> 
 
 /// Most rules counted by one statement of [`count_many`].
 const RULES_PER_SCAN: usize = 40;
+/// Most parameters bound to one statement of [`count_many`].
+const MAX_PARAMS: usize = 30_000;
 
 /// The sizes of several segments in one pass over the patients per
 /// [`RULES_PER_SCAN`] rules, aligned with `rules`.
@@ -359,8 +361,24 @@ pub async fn count_many(
     rules: &[Rule],
     today: NaiveDate,
 ) -> Result<Vec<i64>> {
+    // Chunks of at most RULES_PER_SCAN rules and MAX_PARAMS parameters
+    // (a rule may bind up to ~10,000 values; the engines allow 32,766
+    // and 65,535 per statement).
+    let mut chunks: Vec<&[Rule]> = Vec::new();
+    let (mut start, mut params) = (0, 0);
+    for (i, r) in rules.iter().enumerate() {
+        let n = compile(r, db.engine(), today, "p.id", 0).params.len();
+        if i > start && (i - start >= RULES_PER_SCAN || params + n > MAX_PARAMS) {
+            chunks.push(&rules[start..i]);
+            (start, params) = (i, 0);
+        }
+        params += n;
+    }
+    if start < rules.len() {
+        chunks.push(&rules[start..]);
+    }
     let mut out = Vec::with_capacity(rules.len());
-    for chunk in rules.chunks(RULES_PER_SCAN) {
+    for chunk in chunks {
         let uses = |s| chunk.iter().any(|r: &Rule| r.uses(s));
         use rapport_domain::segment::Source;
         // Everyone is scanned: no table may be required of all the rules.
