@@ -23,6 +23,7 @@ pub mod bgnbd;
 pub mod clv;
 pub mod cohorts;
 pub mod concentration;
+pub mod dashboard;
 pub mod gamma_gamma;
 mod optim;
 pub mod rfm;

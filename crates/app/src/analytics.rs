@@ -340,6 +340,12 @@ pub async fn refresh_scores(app: &App) -> Result<RefreshReport> {
     let job_id = jobs::start(&mut tx, app.hospital_id, REFRESH_JOB, started_at).await?;
     tx.commit().await?;
     let outcome = refresh_inner(app, job_id, started).await;
+    if outcome.is_ok() {
+        // The saved segments' sizes over the new scores, for their history.
+        if let Err(e) = crate::segments::record_all(app, crate::segments::Reason::Refresh).await {
+            tracing::error!(error = %e, "cannot record the segment counts after the refresh");
+        }
+    }
     let (status, detail) = match &outcome {
         Ok(r) => (JobStatus::Ok, r.detail()),
         Err(e) => (JobStatus::Failed, e.to_string()),

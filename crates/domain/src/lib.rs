@@ -36,6 +36,7 @@ pub mod consent;
 pub mod loyalty;
 pub mod money;
 pub mod patient;
+pub mod segment;
 pub mod staff;
 pub mod validation;
 

@@ -19,7 +19,10 @@ use axum::routing::get;
 use axum::{Json, Router, middleware};
 use rapport_app::App;
 use rapport_domain::auth::Permission;
-use routes::{analytics, duplicates, imports, patients, privacy, session, tokens, users, visits};
+use routes::{
+    analytics, dashboard, duplicates, imports, patients, privacy, segments, session, tokens, users,
+    visits,
+};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -74,6 +77,7 @@ impl Modify for BearerAuth {
         (name = "privacy", description = "Consent, data-rights requests and the audit log"),
         (name = "analytics", description = "Figures about the patient base, lifetime value, scores and A/B tests; no personal data"),
         (name = "imports", description = "Files from hospital systems in (CSV, XLSX, FHIR), patient lists out"),
+        (name = "segments", description = "Saved segments: rule sets over patients, their counts over time, members and exports"),
     )
 )]
 struct ApiDoc;
@@ -125,6 +129,18 @@ pub fn api(app: &App) -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(guarded(app, PatientsRead, routes!(duplicates::list)))
         .routes(guarded(app, PatientsWrite, routes!(duplicates::dismiss)))
         .routes(guarded(app, PatientsWrite, routes!(duplicates::merge)))
+        .routes(guarded(app, AnalyticsRead, routes!(dashboard::dashboard)))
+        .routes(guarded(app, SegmentsManage, routes!(segments::create)))
+        .routes(guarded(app, AnalyticsRead, routes!(segments::list)))
+        .routes(guarded(app, AnalyticsRead, routes!(segments::get)))
+        .routes(guarded(app, SegmentsManage, routes!(segments::replace)))
+        .routes(guarded(app, SegmentsManage, routes!(segments::delete)))
+        .routes(guarded(app, AnalyticsRead, routes!(segments::count)))
+        .routes(guarded(app, AnalyticsRead, routes!(segments::preview)))
+        .routes(guarded(app, AnalyticsRead, routes!(segments::history)))
+        .routes(guarded(app, SegmentsManage, routes!(segments::record)))
+        .routes(guarded(app, PatientsRead, routes!(segments::members)))
+        .routes(guarded(app, PatientsRead, routes!(segments::export)))
         .routes(guarded(app, AdminUsers, routes!(tokens::create)))
         .routes(guarded(app, AdminUsers, routes!(tokens::list)))
         .routes(guarded(app, AdminUsers, routes!(tokens::revoke)))

@@ -13,7 +13,7 @@ pub(crate) const COLUMNS: &str = "p.id, p.hospital_id, p.patient_id, p.name, p.s
      p.email, p.district, p.source_channel, p.registered_on, p.preferred_channel, p.preferred_language, \
      p.household, p.tags, p.notes, p.national_id_enc, p.national_id_index, p.erased_at, p.created_at, p.updated_at";
 
-const AGG_COLUMNS: &str = "a.first_visit, a.last_visit, a.visits, a.visit_days, a.monetary, \
+pub(crate) const AGG_COLUMNS: &str = "a.first_visit, a.last_visit, a.visits, a.visit_days, a.monetary, \
      a.first_day_monetary, a.months_with_visits, a.cohort_mask";
 
 fn corrupt(what: &str, v: &str) -> StoreError {

@@ -13,5 +13,6 @@ mod console;
 mod patients;
 mod privacy;
 mod schema;
+mod segments;
 mod sessions;
 mod visits;

@@ -1,8 +1,10 @@
 pub mod analytics;
 pub mod duplicates;
 pub mod imports;
+pub mod dashboard;
 pub mod patients;
 pub mod privacy;
+pub mod segments;
 pub mod session;
 pub mod tokens;
 pub mod users;

@@ -241,7 +241,7 @@ pub(crate) fn patient_out(p: Patient, unmasked: bool) -> PatientOut {
     }
 }
 
-fn aggregates_out(a: PatientAggregates, today: NaiveDate) -> AggregatesOut {
+pub(crate) fn aggregates_out(a: PatientAggregates, today: NaiveDate) -> AggregatesOut {
     AggregatesOut {
         first_visit: a.first_visit,
         last_visit: a.last_visit,
