@@ -490,10 +490,18 @@ pub async fn defer_indexes(tx: &mut Tx, table: &str) -> Result<Vec<String>> {
     Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
 }
 
-/// Rebuilds what [`defer_indexes`] dropped.
+/// Rebuilds what [`defer_indexes`] dropped. The sort that builds an
+/// index spills to temporary files rather than memory (the connection
+/// keeps temporary data in memory otherwise), so a build over ten million
+/// rows stays within the import's memory bound.
 pub async fn restore_indexes(tx: &mut Tx, statements: &[String]) -> Result<()> {
+    if statements.is_empty() {
+        return Ok(());
+    }
+    on_tx!(tx, c => sqlx::query("PRAGMA temp_store = FILE").execute(&mut *c).await?.rows_affected());
     for sql in statements {
         on_tx!(tx, c => sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut *c).await?.rows_affected());
     }
+    on_tx!(tx, c => sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *c).await?.rows_affected());
     Ok(())
 }
