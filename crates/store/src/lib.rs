@@ -12,6 +12,7 @@ pub mod check;
 pub mod consents;
 mod db;
 pub mod hospitals;
+pub mod loyalty;
 pub mod migrate;
 pub mod patients;
 mod row;

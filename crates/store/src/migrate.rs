@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     2 "0002_scores",
     3 "0003_staff",
     4 "0004_privacy",
+    6 "0006_loyalty",
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
