@@ -7,6 +7,7 @@ pub mod audit;
 pub mod check;
 pub mod crypto;
 pub mod demo;
+pub mod loyalty;
 pub mod patients;
 pub mod principal;
 pub mod privacy;

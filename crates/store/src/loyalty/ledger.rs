@@ -360,3 +360,19 @@ pub async fn liability(db: &Db, hospital_id: i64) -> Result<i64> {
         .bind(hospital_id).fetch_one(p).await?);
     Ok(r.0.unwrap_or(0))
 }
+
+/// A member's qualifying points at `at`: earn lots created in `(from, at]`
+/// and not reversed by `at` (the same rule as the domain's
+/// `Ledger::qualifying_12m`).
+pub async fn qualifying(
+    db: &Db,
+    member_id: i64,
+    from: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<i64> {
+    let r: (Option<i64>,) = on_read!(db, p => sqlx::query_as(
+        "SELECT CAST(SUM(original) AS BIGINT) FROM loyalty_lots WHERE member_id = $1 AND earned \
+         AND created_at > $2 AND created_at <= $3 AND (reversed_at IS NULL OR reversed_at > $3)")
+        .bind(member_id).bind(from).bind(at).fetch_one(p).await?);
+    Ok(r.0.unwrap_or(0))
+}
