@@ -18,7 +18,7 @@ use axum::routing::get;
 use axum::{Json, Router, middleware};
 use rapport_app::App;
 use rapport_domain::auth::Permission;
-use routes::{analytics, patients, privacy, session, tokens, users, visits};
+use routes::{analytics, members, patients, privacy, session, tokens, users, visits};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -71,6 +71,7 @@ impl Modify for BearerAuth {
         (name = "session", description = "Staff login, logout and password"),
         (name = "users", description = "Staff accounts"),
         (name = "privacy", description = "Consent, data-rights requests and the audit log"),
+        (name = "members", description = "Membership, points ledgers and tiers"),
         (name = "analytics", description = "Figures about the patient base, lifetime value, scores and A/B tests; no personal data"),
     )
 )]
@@ -133,6 +134,23 @@ pub fn api(app: &App) -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(guarded(app, AdminUsers, routes!(users::create)))
         .routes(guarded(app, AdminUsers, routes!(users::list)))
         .routes(guarded(app, AdminUsers, routes!(users::deactivate)))
+        .routes(guarded(app, MembersWrite, routes!(members::create)))
+        .routes(guarded(app, MembersRead, routes!(members::list)))
+        .routes(guarded(app, MembersRead, routes!(members::get)))
+        .routes(guarded(app, MembersWrite, routes!(members::set_status)))
+        .routes(guarded(app, MembersWrite, routes!(members::points)))
+        .routes(guarded(app, LoyaltyManage, routes!(members::adjust)))
+        .routes(guarded(app, LoyaltyManage, routes!(members::reverse)))
+        .routes(guarded(app, MembersRead, routes!(members::ledger)))
+        .routes(guarded(app, MembersRead, routes!(members::tier_history)))
+        .routes(guarded(app, MembersRead, routes!(members::get_tiers)))
+        .routes(guarded(app, LoyaltyManage, routes!(members::put_tiers)))
+        .routes(guarded(app, LoyaltyManage, routes!(members::run_expiry)))
+        .routes(guarded(
+            app,
+            LoyaltyManage,
+            routes!(members::run_tier_review),
+        ))
         .split_for_parts();
     error::document_common_problems(&mut doc);
     (router, doc)

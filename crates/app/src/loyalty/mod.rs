@@ -143,18 +143,16 @@ pub async fn get(app: &App, id: i64) -> Result<MemberView> {
 
 /// The membership of a patient (platform id), if enrolled.
 pub async fn of_patient(app: &App, patient_key: i64) -> Result<Option<MemberView>> {
-    let Some(member) = store::of_patient(&app.db, patient_key)
-        .await?
-        .filter(|m| m.hospital_id == app.hospital_id)
-    else {
-        return Ok(None);
-    };
     let now = app.now();
-    let qualifying_12m = lstore::qualifying(&app.db, member.id, window_from(now), now).await?;
-    Ok(Some(MemberView {
-        member,
-        qualifying_12m,
-    }))
+    Ok(
+        store::of_patient(&app.db, patient_key, window_from(now), now)
+            .await?
+            .filter(|(m, _)| m.hospital_id == app.hospital_id)
+            .map(|(member, qualifying_12m)| MemberView {
+                member,
+                qualifying_12m,
+            }),
+    )
 }
 
 /// Filters for listing members.

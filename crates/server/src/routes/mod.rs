@@ -1,4 +1,5 @@
 pub mod analytics;
+pub mod members;
 pub mod patients;
 pub mod privacy;
 pub mod session;

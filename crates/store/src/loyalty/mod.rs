@@ -162,11 +162,34 @@ pub async fn get_tx(tx: &mut Tx, id: i64) -> Result<Option<Member>> {
     })
 }
 
-/// The member a patient is, if any.
-pub async fn of_patient(db: &Db, patient_key: i64) -> Result<Option<Member>> {
-    let sql = format!("SELECT {MEMBER_COLUMNS} FROM {MEMBER_FROM} WHERE m.patient_key = $1");
-    on_read!(db, p => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(patient_key).fetch_optional(p).await? {
-        Some(r) => Ok(Some(member_from_row(&r)?)),
+/// The member a patient is, if any, with their qualifying points at `at`
+/// (earn lots created in `(from, at]`, not reversed by `at`). On SQLite
+/// this runs on the synchronous read path: it is part of the 360° view.
+pub async fn of_patient(
+    db: &Db,
+    patient_key: i64,
+    from: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<Option<(Member, i64)>> {
+    let sql = format!(
+        "SELECT {MEMBER_COLUMNS}, (SELECT CAST(COALESCE(SUM(l.original), 0) AS BIGINT) FROM loyalty_lots l \
+         WHERE l.member_id = m.id AND l.earned AND l.created_at > $2 AND l.created_at <= $3 \
+         AND (l.reversed_at IS NULL OR l.reversed_at > $3)) AS qualifying_now \
+         FROM {MEMBER_FROM} WHERE m.patient_key = $1"
+    );
+    if let Db::Sqlite { sync, .. } = db {
+        // The same text as sqlx writes for a time, so comparisons agree.
+        let t = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+        return Ok(sync
+            .query(
+                &sql,
+                &[patient_key.into(), t(from).into(), t(at).into()],
+                |r| Ok((member_from_row(r)?, r.col::<i64>("qualifying_now")?)),
+            )?
+            .pop());
+    }
+    on_read!(db, p => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(patient_key).bind(from).bind(at).fetch_optional(p).await? {
+        Some(r) => Ok(Some((member_from_row(&r)?, r.col::<i64>("qualifying_now")?))),
         None => Ok(None),
     })
 }
