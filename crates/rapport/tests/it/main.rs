@@ -7,6 +7,7 @@ mod analytics;
 mod api_errors;
 mod auth;
 mod cli;
+mod loyalty;
 mod patients;
 mod privacy;
 mod schema;

@@ -173,9 +173,9 @@ pub async fn of_patient(
 ) -> Result<Option<(Member, i64)>> {
     let sql = format!(
         "SELECT {MEMBER_COLUMNS}, (SELECT CAST(COALESCE(SUM(l.original), 0) AS BIGINT) FROM loyalty_lots l \
-         WHERE l.member_id = m.id AND l.earned AND l.created_at > $2 AND l.created_at <= $3 \
-         AND (l.reversed_at IS NULL OR l.reversed_at > $3)) AS qualifying_now \
-         FROM {MEMBER_FROM} WHERE m.patient_key = $1"
+         WHERE l.member_id = m.id AND l.earned AND l.created_at > $1 AND l.created_at <= $2 \
+         AND (l.reversed_at IS NULL OR l.reversed_at > $2)) AS qualifying_now \
+         FROM {MEMBER_FROM} WHERE m.patient_key = $3"
     );
     if let Db::Sqlite { sync, .. } = db {
         // The same text as sqlx writes for a time, so comparisons agree.
@@ -183,12 +183,13 @@ pub async fn of_patient(
         return Ok(sync
             .query(
                 &sql,
-                &[patient_key.into(), t(from).into(), t(at).into()],
+                // In the order they appear: rusqlite binds by position.
+                &[t(from).into(), t(at).into(), patient_key.into()],
                 |r| Ok((member_from_row(r)?, r.col::<i64>("qualifying_now")?)),
             )?
             .pop());
     }
-    on_read!(db, p => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(patient_key).bind(from).bind(at).fetch_optional(p).await? {
+    on_read!(db, p => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(from).bind(at).bind(patient_key).fetch_optional(p).await? {
         Some(r) => Ok(Some((member_from_row(&r)?, r.col::<i64>("qualifying_now")?))),
         None => Ok(None),
     })
@@ -201,7 +202,7 @@ pub async fn lock(tx: &mut Tx, id: i64) -> Result<Option<Member>> {
     let sql = match tx.engine() {
         Engine::Sqlite => format!("SELECT {MEMBER_COLUMNS} FROM {MEMBER_FROM} WHERE m.id = $1"),
         Engine::Postgres => {
-            format!("SELECT {MEMBER_COLUMNS} FROM {MEMBER_FROM} WHERE m.id = $1 FOR UPDATE OF m")
+            format!("SELECT {MEMBER_COLUMNS} FROM {MEMBER_FROM} WHERE m.id = $1 FOR UPDATE OF m, b")
         }
     };
     on_tx!(tx, c => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(id).fetch_optional(&mut *c).await? {
