@@ -321,10 +321,14 @@ pub async fn post_in(
         .await?
         .filter(|m| m.hospital_id == app.hospital_id)
         .ok_or_else(member_not_found)?;
-    if let Some(prev) = lstore::by_key(tx, member_id, &d.idempotency_key).await? {
-        return if prev.request_hash == d.request_hash {
+    let ctx = lstore::write_context(tx, &member, &d.idempotency_key).await?;
+    if let Some((seq, hash)) = &ctx.prior {
+        return if *hash == d.request_hash {
+            let entry = lstore::by_seq(tx, member_id, *seq)
+                .await?
+                .ok_or_else(|| AppError::Internal("entry vanished".into()))?;
             Ok(Posted {
-                entry: prev,
+                entry,
                 replayed: true,
                 new_tier: None,
             })
@@ -348,9 +352,8 @@ pub async fn post_in(
             .max(member.balance.last_at.unwrap_or(DateTime::<Utc>::MIN_UTC));
     let expires_at = match d.kind {
         DraftKind::Earn | DraftKind::Adjust(1..) => {
-            let program = store::program_tx(tx, app.hospital_id).await?;
             Some(
-                now.checked_add_months(Months::new(program.points_valid_months.max(1) as u32))
+                now.checked_add_months(Months::new(ctx.points_valid_months.max(1) as u32))
                     .ok_or_else(|| AppError::Internal("expiry out of range".into()))?,
             )
         }
@@ -445,7 +448,13 @@ pub async fn post_in(
         },
     )
     .await?;
-    let new_tier = if matches!(d.kind, DraftKind::Earn) {
+    // The domain decides the tier; it only needs asking when the points
+    // reach the next threshold or the tier is gone.
+    let may_move = !ctx.tier_known
+        || ctx
+            .next_threshold
+            .is_some_and(|t| balance.qualifying >= t);
+    let new_tier = if matches!(d.kind, DraftKind::Earn) && may_move {
         upgrade(app, tx, &member, balance.qualifying, now).await?
     } else {
         None

@@ -376,3 +376,46 @@ pub async fn qualifying(
         .bind(member_id).bind(from).bind(at).fetch_one(p).await?);
     Ok(r.0.unwrap_or(0))
 }
+
+/// What a point-moving write needs to know besides the ledger's head, read
+/// in one statement after the member is locked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteContext {
+    /// The entry already applied with the request's idempotency key.
+    pub prior: Option<(i64, String)>,
+    /// How long earned points stay spendable.
+    pub points_valid_months: i32,
+    /// The lowest threshold of a tier above the member's (none at the top).
+    pub next_threshold: Option<i64>,
+    /// Whether the member's tier is still defined.
+    pub tier_known: bool,
+}
+
+pub async fn write_context(tx: &mut Tx, member: &Member, key: &str) -> Result<WriteContext> {
+    let sql = "SELECT \
+        (SELECT e.seq FROM loyalty_entries e WHERE e.member_id = $1 AND e.idempotency_key = $2) AS prior_seq, \
+        (SELECT e.request_hash FROM loyalty_entries e WHERE e.member_id = $1 AND e.idempotency_key = $2) AS prior_hash, \
+        (SELECT g.points_valid_months FROM loyalty_programs g WHERE g.hospital_id = $3) AS points_valid_months, \
+        (SELECT MIN(t.threshold_qualifying) FROM loyalty_tiers t WHERE t.hospital_id = $3 AND t.rank > \
+            (SELECT c.rank FROM loyalty_tiers c WHERE c.hospital_id = $3 AND c.code = $4)) AS next_threshold, \
+        (SELECT COUNT(*) FROM loyalty_tiers c WHERE c.hospital_id = $3 AND c.code = $4) AS tier_known";
+    on_tx!(tx, c => {
+        let r = sqlx::query(sql)
+            .bind(member.id)
+            .bind(key)
+            .bind(member.hospital_id)
+            .bind(&member.tier)
+            .fetch_one(&mut *c)
+            .await?;
+        let seq: Option<i64> = r.col("prior_seq")?;
+        let hash: Option<String> = r.col("prior_hash")?;
+        Ok(WriteContext {
+            prior: seq.zip(hash),
+            points_valid_months: r
+                .col::<Option<i32>>("points_valid_months")?
+                .ok_or(StoreError::NotFound("loyalty programme"))?,
+            next_threshold: r.col("next_threshold")?,
+            tier_known: r.col::<i64>("tier_known")? > 0,
+        })
+    })
+}
