@@ -351,12 +351,10 @@ pub async fn post_in(
             .trunc_subsecs(6)
             .max(member.balance.last_at.unwrap_or(DateTime::<Utc>::MIN_UTC));
     let expires_at = match d.kind {
-        DraftKind::Earn | DraftKind::Adjust(1..) => {
-            Some(
-                now.checked_add_months(Months::new(ctx.points_valid_months.max(1) as u32))
-                    .ok_or_else(|| AppError::Internal("expiry out of range".into()))?,
-            )
-        }
+        DraftKind::Earn | DraftKind::Adjust(1..) => Some(
+            now.checked_add_months(Months::new(ctx.points_valid_months.max(1) as u32))
+                .ok_or_else(|| AppError::Internal("expiry out of range".into()))?,
+        ),
         _ => None,
     };
     let also = match d.kind {
@@ -450,10 +448,7 @@ pub async fn post_in(
     .await?;
     // The domain decides the tier; it only needs asking when the points
     // reach the next threshold or the tier is gone.
-    let may_move = !ctx.tier_known
-        || ctx
-            .next_threshold
-            .is_some_and(|t| balance.qualifying >= t);
+    let may_move = !ctx.tier_known || ctx.next_threshold.is_some_and(|t| balance.qualifying >= t);
     let new_tier = if matches!(d.kind, DraftKind::Earn) && may_move {
         upgrade(app, tx, &member, balance.qualifying, now).await?
     } else {

@@ -450,7 +450,11 @@ async fn concurrent_clients_keep_every_ledger_exact(engine: Engine) {
     // then sent with another body on purpose.
     let request = |k: u64| {
         let member = members[(k % 4) as usize];
-        let kind = if k % 3 == 0 { "redeem" } else { "earn" };
+        let kind = if k.is_multiple_of(3) {
+            "redeem"
+        } else {
+            "earn"
+        };
         (
             member,
             points_body(kind, (k % 7 + 1) as i64 * 10, &format!("key-{k}")),
