@@ -317,11 +317,10 @@ pub async fn post_in(
     member_id: i64,
     d: &Draft,
 ) -> Result<Posted> {
-    let member = store::lock(tx, member_id)
+    let (member, ctx) = lstore::lock_for_write(tx, member_id, &d.idempotency_key)
         .await?
-        .filter(|m| m.hospital_id == app.hospital_id)
+        .filter(|(m, _)| m.hospital_id == app.hospital_id)
         .ok_or_else(member_not_found)?;
-    let ctx = lstore::write_context(tx, &member, &d.idempotency_key).await?;
     if let Some((seq, hash)) = &ctx.prior {
         return if *hash == d.request_hash {
             let entry = lstore::by_seq(tx, member_id, *seq)

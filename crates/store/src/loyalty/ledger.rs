@@ -210,6 +210,9 @@ pub async fn write(tx: &mut Tx, w: &Write<'_>) -> Result<i64> {
     };
     let b = w.balance;
     let t = &b.totals;
+    if let Tx::Sqlite(c) = tx {
+        return write_sqlite(c, w, expires_at, lot_seq, allow_partial, actor_type, actor).await;
+    }
     let sql = "INSERT INTO loyalty_entries (hospital_id, member_id, seq, kind, points, delta, balance_after, at, \
                expires_at, lot_seq, allow_partial, shortfall, idempotency_key, request_hash, actor_type, actor, \
                reason, source, source_visit, source_campaign, source_referral) \
@@ -407,15 +410,177 @@ pub async fn write_context(tx: &mut Tx, member: &Member, key: &str) -> Result<Wr
             .bind(&member.tier)
             .fetch_one(&mut *c)
             .await?;
-        let seq: Option<i64> = r.col("prior_seq")?;
-        let hash: Option<String> = r.col("prior_hash")?;
-        Ok(WriteContext {
-            prior: seq.zip(hash),
-            points_valid_months: r
-                .col::<Option<i32>>("points_valid_months")?
-                .ok_or(StoreError::NotFound("loyalty programme"))?,
-            next_threshold: r.col("next_threshold")?,
-            tier_known: r.col::<i64>("tier_known")? > 0,
-        })
+        context_from_row(&r)
     })
+}
+
+/// [`write`] on SQLite: the entry, the balance and the lots in one call
+/// (several statements, one set of parameters), because every call costs
+/// a hand-off to sqlx's connection thread (see docs/benchmarks.md).
+async fn write_sqlite(
+    c: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    w: &Write<'_>,
+    expires_at: Option<DateTime<Utc>>,
+    lot_seq: Option<i64>,
+    allow_partial: bool,
+    actor_type: &str,
+    actor: &str,
+) -> Result<i64> {
+    use std::fmt::Write as _;
+    let e = w.entry;
+    let b = w.balance;
+    let t = &b.totals;
+    let mut sql = String::from(
+        "INSERT INTO loyalty_entries (hospital_id, member_id, seq, kind, points, delta, balance_after, at, \
+         expires_at, lot_seq, allow_partial, shortfall, idempotency_key, request_hash, actor_type, actor, \
+         reason, source, source_visit, source_campaign, source_referral) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+         RETURNING id; \
+         UPDATE loyalty_balances SET available = $22, qualifying = $23, qualifying_as_of = $24, lifetime = $25, \
+         earned = $26, redeemed = $27, expired = $28, adjusted_in = $29, adjusted_out = $30, reversed = $31, \
+         entries = $32, last_at = $33 WHERE member_id = $2;",
+    );
+    let mut n = 33;
+    let mut changed = Vec::new();
+    for (lot, after) in w.lots_after {
+        match w.lots_before.get(lot) {
+            None => {
+                let _ = write!(
+                    sql,
+                    " INSERT INTO loyalty_lots (member_id, seq, hospital_id, earned, created_at, expires_at, original, \
+                     remaining, reversed_at) VALUES ($2, ${}, $1, ${}, ${}, ${}, ${}, ${}, ${});",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7
+                );
+                n += 7;
+                changed.push((lot, after, true));
+            }
+            Some(before) if before != after => {
+                let _ = write!(
+                    sql,
+                    " UPDATE loyalty_lots SET remaining = ${}, reversed_at = ${} WHERE member_id = $2 AND seq = ${};",
+                    n + 1,
+                    n + 2,
+                    n + 3
+                );
+                n += 3;
+                changed.push((lot, after, false));
+            }
+            Some(_) => {}
+        }
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(w.hospital_id)
+        .bind(w.member_id)
+        .bind(w.seq)
+        .bind(kind_code(&e.kind))
+        .bind(e.points)
+        .bind(delta_of(e))
+        .bind(b.available)
+        .bind(e.at)
+        .bind(expires_at)
+        .bind(lot_seq)
+        .bind(allow_partial)
+        .bind(w.shortfall)
+        .bind(&e.idempotency_key)
+        .bind(w.request_hash)
+        .bind(actor_type)
+        .bind(actor)
+        .bind(&e.reason)
+        .bind(&e.source)
+        .bind(w.source_visit)
+        .bind(w.source_campaign)
+        .bind(w.source_referral)
+        .bind(b.available)
+        .bind(b.qualifying)
+        .bind(b.qualifying_as_of)
+        .bind(b.lifetime)
+        .bind(t.earned)
+        .bind(t.redeemed)
+        .bind(t.expired)
+        .bind(t.adjusted_in)
+        .bind(t.adjusted_out)
+        .bind(t.reversed)
+        .bind(b.entries)
+        .bind(b.last_at);
+    for (lot, l, new) in changed {
+        q = if new {
+            q.bind(lot.0 as i64)
+                .bind(l.earned)
+                .bind(l.created_at)
+                .bind(l.expires_at)
+                .bind(l.original)
+                .bind(l.remaining)
+                .bind(l.reversed_at)
+        } else {
+            q.bind(l.remaining).bind(l.reversed_at).bind(lot.0 as i64)
+        };
+    }
+    let rows = q
+        .fetch_all(&mut **c)
+        .await
+        .map_err(|e| StoreError::unique(e, "ledger entry"))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("the entry insert returned no id".into()))?;
+    row.col("id")
+}
+
+fn context_from_row(r: &impl AnyRow) -> Result<WriteContext> {
+    let seq: Option<i64> = r.col("prior_seq")?;
+    let hash: Option<String> = r.col("prior_hash")?;
+    Ok(WriteContext {
+        prior: seq.zip(hash),
+        points_valid_months: r
+            .col::<Option<i32>>("points_valid_months")?
+            .ok_or(StoreError::NotFound("loyalty programme"))?,
+        next_threshold: r.col("next_threshold")?,
+        tier_known: r.col::<i64>("tier_known")? > 0,
+    })
+}
+
+/// Locks a member for a point-moving write and reads what the write needs
+/// besides the ledger's head ([`WriteContext`] for the request's key).
+/// On PostgreSQL the lock comes first, in a statement of its own, so that
+/// the key is looked up after any writer that held the lock committed; on
+/// SQLite the transaction already holds the database, and one statement
+/// does both.
+pub async fn lock_for_write(
+    tx: &mut Tx,
+    member_id: i64,
+    key: &str,
+) -> Result<Option<(Member, WriteContext)>> {
+    if let Tx::Sqlite(c) = tx {
+        let sql = format!(
+            "SELECT {cols}, \
+             (SELECT e.seq FROM loyalty_entries e WHERE e.member_id = m.id AND e.idempotency_key = $2) AS prior_seq, \
+             (SELECT e.request_hash FROM loyalty_entries e WHERE e.member_id = m.id AND e.idempotency_key = $2) AS prior_hash, \
+             (SELECT g.points_valid_months FROM loyalty_programs g WHERE g.hospital_id = m.hospital_id) AS points_valid_months, \
+             (SELECT MIN(t.threshold_qualifying) FROM loyalty_tiers t WHERE t.hospital_id = m.hospital_id AND t.rank > \
+                 (SELECT c.rank FROM loyalty_tiers c WHERE c.hospital_id = m.hospital_id AND c.code = m.tier)) AS next_threshold, \
+             (SELECT COUNT(*) FROM loyalty_tiers c WHERE c.hospital_id = m.hospital_id AND c.code = m.tier) AS tier_known \
+             FROM {from} WHERE m.id = $1",
+            cols = super::MEMBER_COLUMNS,
+            from = super::MEMBER_FROM,
+        );
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(member_id)
+            .bind(key)
+            .fetch_optional(&mut **c)
+            .await?;
+        return match r {
+            Some(r) => Ok(Some((super::member_from_row(&r)?, context_from_row(&r)?))),
+            None => Ok(None),
+        };
+    }
+    let Some(member) = super::lock(tx, member_id).await? else {
+        return Ok(None);
+    };
+    let ctx = write_context(tx, &member, key).await?;
+    Ok(Some((member, ctx)))
 }

@@ -48,10 +48,10 @@ pub struct Balance {
     pub last_at: Option<DateTime<Utc>>,
 }
 
-const MEMBER_COLUMNS: &str = "m.id, m.hospital_id, m.patient_key, p.patient_id, m.member_type, m.card_no, \
+pub(crate) const MEMBER_COLUMNS: &str = "m.id, m.hospital_id, m.patient_key, p.patient_id, m.member_type, m.card_no, \
      m.joined_on, m.status, m.tier, m.created_at, m.updated_at, b.available, b.qualifying, b.qualifying_as_of, \
      b.lifetime, b.earned, b.redeemed, b.expired, b.adjusted_in, b.adjusted_out, b.reversed, b.entries, b.last_at";
-const MEMBER_FROM: &str = "loyalty_members m JOIN patients p ON p.id = m.patient_key \
+pub(crate) const MEMBER_FROM: &str = "loyalty_members m JOIN patients p ON p.id = m.patient_key \
      JOIN loyalty_balances b ON b.member_id = m.id";
 
 pub(crate) fn balance_from_row(r: &impl AnyRow) -> Result<Balance> {
@@ -73,7 +73,7 @@ pub(crate) fn balance_from_row(r: &impl AnyRow) -> Result<Balance> {
     })
 }
 
-fn member_from_row(r: &impl AnyRow) -> Result<Member> {
+pub(crate) fn member_from_row(r: &impl AnyRow) -> Result<Member> {
     Ok(Member {
         id: r.col("id")?,
         hospital_id: r.col("hospital_id")?,
