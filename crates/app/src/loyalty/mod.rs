@@ -64,6 +64,9 @@ pub async fn enrol(
         )
         .into());
     }
+    if patient_id.contains('\0') {
+        return Err(AppError::NotFound("patient"));
+    }
     let mut tx = app.db.begin().await?;
     let key = pstore::key_by_patient_id(&mut tx, app.hospital_id, patient_id)
         .await?
@@ -185,6 +188,11 @@ pub async fn list(app: &App, f: &MemberFilter) -> Result<Page<Member>> {
             format!("must be one of {}", STATUSES.join(", ")),
         )
         .into());
+    }
+    if f.tier.as_deref().is_some_and(|t| t.contains('\0')) {
+        return Err(
+            ValidationErrors::single("tier", "invalid_format", "is not a tier code").into(),
+        );
     }
     let want = f.limit.clamp(1, MAX_LIMIT);
     let mut items = store::list(

@@ -97,7 +97,8 @@ pub fn validate(points: Option<i64>, reason: &str, key: &str) -> Result<()> {
             format!("must be a whole number from 1 to {MAX_POINTS}"),
         );
     }
-    if reason.trim().is_empty() || reason.chars().count() > MAX_REASON_LEN {
+    if reason.trim().is_empty() || reason.chars().count() > MAX_REASON_LEN || reason.contains('\0')
+    {
         errs.push(
             "reason",
             "invalid_length",

@@ -51,7 +51,7 @@ pub async fn replace(app: &App, actor: &Actor, tiers: Vec<Tier>) -> Result<Repla
     let mut errs = ValidationErrors::default();
     for (i, t) in tiers.iter().enumerate() {
         check_code(i, &t.def.code, &mut errs);
-        if t.name.trim().is_empty() || t.name.chars().count() > 100 {
+        if t.name.trim().is_empty() || t.name.chars().count() > 100 || t.name.contains('\0') {
             errs.push(
                 &format!("tiers[{i}].name"),
                 "invalid_length",

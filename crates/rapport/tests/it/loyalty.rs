@@ -102,6 +102,14 @@ async fn points_api_follows_the_contract(engine: Engine) {
         )
         .await;
     assert_eq!((s, b["code"].as_str()), (404, Some("patient_not_found")));
+    let (s, b) = t
+        .call(
+            "POST",
+            "/api/v1/members",
+            Some(json!({"patient_id": "P\u{0}1"})),
+        )
+        .await;
+    assert_eq!((s, b["code"].as_str()), (404, Some("patient_not_found")));
 
     let (s, v) = t.call("GET", &format!("/api/v1/members/{id}"), None).await;
     assert_eq!(s, 200);
@@ -168,6 +176,8 @@ async fn points_api_follows_the_contract(engine: Engine) {
         points_body("earn", 5, ""),
         json!({"kind": "earn", "points": 1.5, "reason": "x", "idempotency_key": "n5"}),
         json!({"kind": "earn", "points": 5, "reason": "", "idempotency_key": "n6"}),
+        json!({"kind": "earn", "points": 5, "reason": "a\u{0}b", "idempotency_key": "n10"}),
+        json!({"kind": "earn", "points": 5, "reason": "x", "idempotency_key": "a\u{0}b"}),
         json!({"kind": "earn", "points": 5, "idempotency_key": "n7"}),
         json!({"kind": "earn", "points": "5", "reason": "x", "idempotency_key": "n8"}),
         json!({"kind": "earn", "points": 99999999999999999999u128.to_string().parse::<f64>().unwrap(), "reason": "x", "idempotency_key": "n9"}),

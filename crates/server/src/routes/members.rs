@@ -360,12 +360,16 @@ fn posted(p: Posted) -> impl IntoResponse {
 #[serde(deny_unknown_fields)]
 pub struct PointsIn {
     /// `earn` or `redeem`.
+    #[schema(pattern = "^(earn|redeem)$")]
     pub kind: String,
     /// 1 to 100,000,000.
+    #[schema(minimum = 1, maximum = 100_000_000)]
     pub points: i64,
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
     /// Chosen by the client, unique per member: a retry with the same key
     /// and body answers as the first request and changes nothing.
+    #[schema(min_length = 1, max_length = 200)]
     pub idempotency_key: String,
 }
 
@@ -404,8 +408,11 @@ pub async fn points(
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentIn {
     /// Points to add (positive) or remove (negative); never 0.
+    #[schema(minimum = -100_000_000, maximum = 100_000_000)]
     pub delta: i64,
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub idempotency_key: String,
 }
 
