@@ -148,7 +148,7 @@ pub async fn get(app: &App, id: i64) -> Result<MemberView> {
 pub async fn of_patient(app: &App, patient_key: i64) -> Result<Option<MemberView>> {
     let now = app.now();
     Ok(
-        store::of_patient(&app.db, patient_key, window_from(now), now)
+        store::of_patient(&app.db, app.hospital_id, patient_key, window_from(now), now)
             .await?
             .filter(|(m, _)| m.hospital_id == app.hospital_id)
             .map(|(member, qualifying_12m)| MemberView {

@@ -167,6 +167,7 @@ pub async fn get_tx(tx: &mut Tx, id: i64) -> Result<Option<Member>> {
 /// this runs on the synchronous read path: it is part of the 360° view.
 pub async fn of_patient(
     db: &Db,
+    hospital_id: i64,
     patient_key: i64,
     from: DateTime<Utc>,
     at: DateTime<Utc>,
@@ -175,7 +176,7 @@ pub async fn of_patient(
         "SELECT {MEMBER_COLUMNS}, (SELECT CAST(COALESCE(SUM(l.original), 0) AS BIGINT) FROM loyalty_lots l \
          WHERE l.member_id = m.id AND l.earned AND l.created_at > $1 AND l.created_at <= $2 \
          AND (l.reversed_at IS NULL OR l.reversed_at > $2)) AS qualifying_now \
-         FROM {MEMBER_FROM} WHERE m.patient_key = $3"
+         FROM {MEMBER_FROM} WHERE m.hospital_id = $3 AND m.patient_key = $4"
     );
     if let Db::Sqlite { sync, .. } = db {
         // The same text as sqlx writes for a time, so comparisons agree.
@@ -184,12 +185,17 @@ pub async fn of_patient(
             .query(
                 &sql,
                 // In the order they appear: rusqlite binds by position.
-                &[t(from).into(), t(at).into(), patient_key.into()],
+                &[
+                    t(from).into(),
+                    t(at).into(),
+                    hospital_id.into(),
+                    patient_key.into(),
+                ],
                 |r| Ok((member_from_row(r)?, r.col::<i64>("qualifying_now")?)),
             )?
             .pop());
     }
-    on_read!(db, p => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(from).bind(at).bind(patient_key).fetch_optional(p).await? {
+    on_read!(db, p => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(from).bind(at).bind(hospital_id).bind(patient_key).fetch_optional(p).await? {
         Some(r) => Ok(Some((member_from_row(&r)?, r.col::<i64>("qualifying_now")?))),
         None => Ok(None),
     })
