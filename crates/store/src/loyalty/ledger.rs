@@ -208,95 +208,7 @@ pub async fn write(tx: &mut Tx, w: &Write<'_>) -> Result<i64> {
         Actor::Rule(s) => ("rule", s.as_str()),
         Actor::System => ("system", "system"),
     };
-    let b = w.balance;
-    let t = &b.totals;
-    if let Tx::Sqlite(c) = tx {
-        return write_sqlite(c, w, expires_at, lot_seq, allow_partial, actor_type, actor).await;
-    }
-    let sql = "INSERT INTO loyalty_entries (hospital_id, member_id, seq, kind, points, delta, balance_after, at, \
-               expires_at, lot_seq, allow_partial, shortfall, idempotency_key, request_hash, actor_type, actor, \
-               reason, source, source_visit, source_campaign, source_referral) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
-               RETURNING id";
-    let id: (i64,) = on_tx!(tx, c => sqlx::query_as(sql)
-        .bind(w.hospital_id)
-        .bind(w.member_id)
-        .bind(w.seq)
-        .bind(kind_code(&e.kind))
-        .bind(e.points)
-        .bind(delta_of(e))
-        .bind(b.available)
-        .bind(e.at)
-        .bind(expires_at)
-        .bind(lot_seq)
-        .bind(allow_partial)
-        .bind(w.shortfall)
-        .bind(&e.idempotency_key)
-        .bind(w.request_hash)
-        .bind(actor_type)
-        .bind(actor)
-        .bind(&e.reason)
-        .bind(&e.source)
-        .bind(w.source_visit)
-        .bind(w.source_campaign)
-        .bind(w.source_referral)
-        .fetch_one(&mut *c)
-        .await)
-    .map_err(|e| StoreError::unique(e, "ledger entry"))?;
-    for (lot, after) in w.lots_after {
-        match w.lots_before.get(lot) {
-            None => {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO loyalty_lots (member_id, seq, hospital_id, earned, created_at, expires_at, original, \
-                     remaining, reversed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-                    .bind(w.member_id)
-                    .bind(lot.0 as i64)
-                    .bind(w.hospital_id)
-                    .bind(after.earned)
-                    .bind(after.created_at)
-                    .bind(after.expires_at)
-                    .bind(after.original)
-                    .bind(after.remaining)
-                    .bind(after.reversed_at)
-                    .execute(&mut *c)
-                    .await
-                    .map(|_| ()))?;
-            }
-            Some(before) if before != after => {
-                on_tx!(tx, c => sqlx::query(
-                    "UPDATE loyalty_lots SET remaining = $3, reversed_at = $4 WHERE member_id = $1 AND seq = $2")
-                    .bind(w.member_id)
-                    .bind(lot.0 as i64)
-                    .bind(after.remaining)
-                    .bind(after.reversed_at)
-                    .execute(&mut *c)
-                    .await
-                    .map(|_| ()))?;
-            }
-            Some(_) => {}
-        }
-    }
-    on_tx!(tx, c => sqlx::query(
-        "UPDATE loyalty_balances SET available = $2, qualifying = $3, qualifying_as_of = $4, lifetime = $5, \
-         earned = $6, redeemed = $7, expired = $8, adjusted_in = $9, adjusted_out = $10, reversed = $11, \
-         entries = $12, last_at = $13 WHERE member_id = $1")
-        .bind(w.member_id)
-        .bind(b.available)
-        .bind(b.qualifying)
-        .bind(b.qualifying_as_of)
-        .bind(b.lifetime)
-        .bind(t.earned)
-        .bind(t.redeemed)
-        .bind(t.expired)
-        .bind(t.adjusted_in)
-        .bind(t.adjusted_out)
-        .bind(t.reversed)
-        .bind(b.entries)
-        .bind(b.last_at)
-        .execute(&mut *c)
-        .await
-        .map(|_| ()))?;
-    Ok(id.0)
+    write_one_call(tx, w, expires_at, lot_seq, allow_partial, actor_type, actor).await
 }
 
 /// A member's entries, newest first, before `before_seq`.
@@ -414,11 +326,14 @@ pub async fn write_context(tx: &mut Tx, member: &Member, key: &str) -> Result<Wr
     })
 }
 
-/// [`write`] on SQLite: the entry, the balance and the lots in one call
-/// (several statements, one set of parameters), because every call costs
-/// a hand-off to sqlx's connection thread (see docs/benchmarks.md).
-async fn write_sqlite(
-    c: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+/// [`write`] in one call: the entry, the balance and the lots as several
+/// statements on SQLite (one set of parameters) and as data-modifying
+/// CTEs of one statement on PostgreSQL, because every call costs a
+/// hand-off to sqlx's connection thread (SQLite) or a round trip
+/// (PostgreSQL); see docs/benchmarks.md.
+#[allow(clippy::too_many_arguments)]
+async fn write_one_call(
+    tx: &mut Tx,
     w: &Write<'_>,
     expires_at: Option<DateTime<Utc>>,
     lot_seq: Option<i64>,
@@ -426,109 +341,114 @@ async fn write_sqlite(
     actor_type: &str,
     actor: &str,
 ) -> Result<i64> {
-    use std::fmt::Write as _;
     let e = w.entry;
     let b = w.balance;
     let t = &b.totals;
-    let mut sql = String::from(
+    let mut stmts = vec![
         "INSERT INTO loyalty_entries (hospital_id, member_id, seq, kind, points, delta, balance_after, at, \
          expires_at, lot_seq, allow_partial, shortfall, idempotency_key, request_hash, actor_type, actor, \
          reason, source, source_visit, source_campaign, source_referral) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
-         RETURNING id; \
-         UPDATE loyalty_balances SET available = $22, qualifying = $23, qualifying_as_of = $24, lifetime = $25, \
+         RETURNING id"
+            .to_owned(),
+        "UPDATE loyalty_balances SET available = $22, qualifying = $23, qualifying_as_of = $24, lifetime = $25, \
          earned = $26, redeemed = $27, expired = $28, adjusted_in = $29, adjusted_out = $30, reversed = $31, \
-         entries = $32, last_at = $33 WHERE member_id = $2;",
-    );
+         entries = $32, last_at = $33 WHERE member_id = $2"
+            .to_owned(),
+    ];
     let mut n = 33;
     let mut changed = Vec::new();
     for (lot, after) in w.lots_after {
         match w.lots_before.get(lot) {
             None => {
-                let _ = write!(
-                    sql,
-                    " INSERT INTO loyalty_lots (member_id, seq, hospital_id, earned, created_at, expires_at, original, \
-                     remaining, reversed_at) VALUES ($2, ${}, $1, ${}, ${}, ${}, ${}, ${}, ${});",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                );
+                stmts.push(format!(
+                    "INSERT INTO loyalty_lots (member_id, seq, hospital_id, earned, created_at, expires_at, original, \
+                     remaining, reversed_at) VALUES ($2, ${}, $1, ${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7
+                ));
                 n += 7;
                 changed.push((lot, after, true));
             }
             Some(before) if before != after => {
-                let _ = write!(
-                    sql,
-                    " UPDATE loyalty_lots SET remaining = ${}, reversed_at = ${} WHERE member_id = $2 AND seq = ${};",
-                    n + 1,
-                    n + 2,
-                    n + 3
-                );
+                stmts.push(format!(
+                    "UPDATE loyalty_lots SET remaining = ${}, reversed_at = ${} WHERE member_id = $2 AND seq = ${}",
+                    n + 1, n + 2, n + 3
+                ));
                 n += 3;
                 changed.push((lot, after, false));
             }
             Some(_) => {}
         }
     }
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(w.hospital_id)
-        .bind(w.member_id)
-        .bind(w.seq)
-        .bind(kind_code(&e.kind))
-        .bind(e.points)
-        .bind(delta_of(e))
-        .bind(b.available)
-        .bind(e.at)
-        .bind(expires_at)
-        .bind(lot_seq)
-        .bind(allow_partial)
-        .bind(w.shortfall)
-        .bind(&e.idempotency_key)
-        .bind(w.request_hash)
-        .bind(actor_type)
-        .bind(actor)
-        .bind(&e.reason)
-        .bind(&e.source)
-        .bind(w.source_visit)
-        .bind(w.source_campaign)
-        .bind(w.source_referral)
-        .bind(b.available)
-        .bind(b.qualifying)
-        .bind(b.qualifying_as_of)
-        .bind(b.lifetime)
-        .bind(t.earned)
-        .bind(t.redeemed)
-        .bind(t.expired)
-        .bind(t.adjusted_in)
-        .bind(t.adjusted_out)
-        .bind(t.reversed)
-        .bind(b.entries)
-        .bind(b.last_at);
-    for (lot, l, new) in changed {
-        q = if new {
-            q.bind(lot.0 as i64)
-                .bind(l.earned)
-                .bind(l.created_at)
-                .bind(l.expires_at)
-                .bind(l.original)
-                .bind(l.remaining)
-                .bind(l.reversed_at)
-        } else {
-            q.bind(l.remaining).bind(l.reversed_at).bind(lot.0 as i64)
-        };
-    }
-    let rows = q
-        .fetch_all(&mut **c)
-        .await
-        .map_err(|e| StoreError::unique(e, "ledger entry"))?;
-    let row = rows
-        .first()
-        .ok_or_else(|| StoreError::Corrupt("the entry insert returned no id".into()))?;
-    row.col("id")
+    let sql = match tx.engine() {
+        crate::Engine::Sqlite => stmts.join("; "),
+        crate::Engine::Postgres => {
+            let mut sql = format!("WITH e AS ({})", stmts[0]);
+            for (i, st) in stmts.iter().enumerate().skip(1) {
+                sql.push_str(&format!(", s{i} AS ({st})"));
+            }
+            sql.push_str(" SELECT id FROM e");
+            sql
+        }
+    };
+    let id: i64 = on_tx!(tx, c => {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(w.hospital_id)
+            .bind(w.member_id)
+            .bind(w.seq)
+            .bind(kind_code(&e.kind))
+            .bind(e.points)
+            .bind(delta_of(e))
+            .bind(b.available)
+            .bind(e.at)
+            .bind(expires_at)
+            .bind(lot_seq)
+            .bind(allow_partial)
+            .bind(w.shortfall)
+            .bind(&e.idempotency_key)
+            .bind(w.request_hash)
+            .bind(actor_type)
+            .bind(actor)
+            .bind(&e.reason)
+            .bind(&e.source)
+            .bind(w.source_visit)
+            .bind(w.source_campaign)
+            .bind(w.source_referral)
+            .bind(b.available)
+            .bind(b.qualifying)
+            .bind(b.qualifying_as_of)
+            .bind(b.lifetime)
+            .bind(t.earned)
+            .bind(t.redeemed)
+            .bind(t.expired)
+            .bind(t.adjusted_in)
+            .bind(t.adjusted_out)
+            .bind(t.reversed)
+            .bind(b.entries)
+            .bind(b.last_at);
+        for (lot, l, new) in &changed {
+            q = if *new {
+                q.bind(lot.0 as i64)
+                    .bind(l.earned)
+                    .bind(l.created_at)
+                    .bind(l.expires_at)
+                    .bind(l.original)
+                    .bind(l.remaining)
+                    .bind(l.reversed_at)
+            } else {
+                q.bind(l.remaining).bind(l.reversed_at).bind(lot.0 as i64)
+            };
+        }
+        let rows = q
+            .fetch_all(&mut *c)
+            .await
+            .map_err(|e| StoreError::unique(e, "ledger entry"))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("the entry insert returned no id".into()))?;
+        row.col("id")?
+    });
+    Ok(id)
 }
 
 fn context_from_row(r: &impl AnyRow) -> Result<WriteContext> {
