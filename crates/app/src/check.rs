@@ -45,6 +45,7 @@ pub async fn run(app: &App) -> Result<Vec<CheckResult>> {
         problems: mismatches.iter().take(MAX_REPORTED).map(describe).collect(),
     }];
     out.push(sealed_ids(app).await?);
+    out.push(crate::loyalty::jobs::check_ledgers(app).await?);
     Ok(out)
 }
 

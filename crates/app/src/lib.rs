@@ -12,6 +12,7 @@ pub mod demo;
 pub mod duplicates;
 pub mod export;
 pub mod import;
+pub mod loyalty;
 pub mod patients;
 pub mod principal;
 pub mod privacy;

@@ -20,8 +20,8 @@ use axum::{Json, Router, middleware};
 use rapport_app::App;
 use rapport_domain::auth::Permission;
 use routes::{
-    analytics, dashboard, duplicates, imports, patients, privacy, segments, session, tokens, users,
-    visits,
+    analytics, dashboard, duplicates, imports, members, patients, privacy, segments, session,
+    tokens, users, visits,
 };
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -75,6 +75,7 @@ impl Modify for BearerAuth {
         (name = "session", description = "Staff login, logout and password"),
         (name = "users", description = "Staff accounts"),
         (name = "privacy", description = "Consent, data-rights requests and the audit log"),
+        (name = "members", description = "Membership, points ledgers and tiers"),
         (name = "analytics", description = "Figures about the patient base, lifetime value, scores and A/B tests; no personal data"),
         (name = "imports", description = "Files from hospital systems in (CSV, XLSX, FHIR), patient lists out"),
         (name = "segments", description = "Saved segments: rule sets over patients, their counts over time, members and exports"),
@@ -163,6 +164,23 @@ pub fn api(app: &App) -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(guarded(app, AdminUsers, routes!(users::create)))
         .routes(guarded(app, AdminUsers, routes!(users::list)))
         .routes(guarded(app, AdminUsers, routes!(users::deactivate)))
+        .routes(guarded(app, MembersWrite, routes!(members::create)))
+        .routes(guarded(app, MembersRead, routes!(members::list)))
+        .routes(guarded(app, MembersRead, routes!(members::get)))
+        .routes(guarded(app, MembersWrite, routes!(members::set_status)))
+        .routes(guarded(app, MembersWrite, routes!(members::points)))
+        .routes(guarded(app, LoyaltyManage, routes!(members::adjust)))
+        .routes(guarded(app, LoyaltyManage, routes!(members::reverse)))
+        .routes(guarded(app, MembersRead, routes!(members::ledger)))
+        .routes(guarded(app, MembersRead, routes!(members::tier_history)))
+        .routes(guarded(app, MembersRead, routes!(members::get_tiers)))
+        .routes(guarded(app, LoyaltyManage, routes!(members::put_tiers)))
+        .routes(guarded(app, LoyaltyManage, routes!(members::run_expiry)))
+        .routes(guarded(
+            app,
+            LoyaltyManage,
+            routes!(members::run_tier_review),
+        ))
         .split_for_parts();
     error::document_common_problems(&mut doc);
     (router, doc)

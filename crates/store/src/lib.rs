@@ -17,6 +17,7 @@ pub mod duplicates;
 pub mod hospitals;
 pub mod import;
 pub mod imports;
+pub mod loyalty;
 pub mod migrate;
 pub mod patients;
 mod row;

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     3 "0003_staff",
     4 "0004_privacy",
     5 "0005_import",
+    6 "0006_loyalty",
     7 "0007_segments",
     8 "0008_console",
 ];

@@ -179,7 +179,9 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn balance(&self) -> Option<i64> {
+    /// What the totals leave spendable: earns and positive adjustments
+    /// minus everything taken out (`None` on overflow).
+    pub fn balance(&self) -> Option<i64> {
         self.earned
             .checked_add(self.adjusted_in)?
             .checked_sub(self.redeemed)?
@@ -194,9 +196,29 @@ impl Totals {
 #[error("ledger invariant broken: {0}")]
 pub struct InvariantViolation(pub String);
 
+/// What a stored ledger needs to take new entries without replaying its
+/// history: see [`Ledger::resume`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerHead {
+    /// How many entries the ledger has (the next entry's id).
+    pub entries: u64,
+    /// When the last entry was applied.
+    pub last_at: Option<DateTime<Utc>>,
+    /// The running totals of all entries so far.
+    pub totals: Totals,
+    /// Every lot that still has points, every earn lot of the last 12
+    /// months, and any lot the next entries expire or reverse.
+    pub lots: BTreeMap<EntryId, Lot>,
+}
+
 /// The state implied by a sequence of entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ledger {
+    /// Entries before the held ones (a resumed ledger), with their totals
+    /// and the time of the last of them.
+    base: u64,
+    base_totals: Totals,
+    base_last_at: Option<DateTime<Utc>>,
     entries: Vec<Entry>,
     /// Shortfall reported for each entry (non-zero only for partial reversals).
     shortfalls: Vec<i64>,
@@ -219,8 +241,45 @@ impl Ledger {
         Ok(l)
     }
 
+    /// Continues a stored ledger from its head instead of replaying every
+    /// entry: new entries get ids from `head.entries` on, are checked
+    /// against `head.last_at`, and take points from `head.lots`.
+    ///
+    /// The rules are the same as for a replayed ledger provided the head
+    /// holds every lot with points left (so spending and [`Self::available`]
+    /// see them all) and every earn lot of the last 12 months (so
+    /// [`Self::qualifying_12m`] does); [`Self::lifetime`] and
+    /// [`Self::entries`] cover only what the head holds and what was applied
+    /// since. Idempotency keys of earlier entries are not known here: the
+    /// caller looks them up before applying.
+    pub fn resume(head: LedgerHead) -> Self {
+        Ledger {
+            base: head.entries,
+            base_totals: head.totals,
+            base_last_at: head.last_at,
+            totals: head.totals,
+            lots: head.lots,
+            ..Self::default()
+        }
+    }
+
+    /// Entries applied to this ledger (after the head, for a resumed one).
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// How many entries the ledger has in all (the next entry's id).
+    pub fn len(&self) -> u64 {
+        self.base + self.entries.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// When the last entry was applied.
+    pub fn last_at(&self) -> Option<DateTime<Utc>> {
+        self.entries.last().map(|e| e.at).or(self.base_last_at)
     }
 
     pub fn lots(&self) -> &BTreeMap<EntryId, Lot> {
@@ -340,7 +399,7 @@ impl Ledger {
     /// error nothing changes.
     pub fn apply(&mut self, entry: Entry) -> Result<Applied, LedgerError> {
         if let Some(&id) = self.keys.get(&entry.idempotency_key) {
-            let idx = id.0 as usize;
+            let idx = (id.0 - self.base) as usize;
             return if self.entries[idx] == entry {
                 Ok(Applied {
                     id,
@@ -354,16 +413,13 @@ impl Ledger {
         if entry.idempotency_key.is_empty() {
             return Err(LedgerError::Invalid("idempotency key is empty"));
         }
-        if let Some(last) = self.entries.last().filter(|l| entry.at < l.at) {
-            return Err(LedgerError::OutOfOrder {
-                at: entry.at,
-                last: last.at,
-            });
+        if let Some(last) = self.last_at().filter(|l| entry.at < *l) {
+            return Err(LedgerError::OutOfOrder { at: entry.at, last });
         }
         if entry.points < 0 {
             return Err(LedgerError::Invalid("points must not be negative"));
         }
-        let id = EntryId(self.entries.len() as u64);
+        let id = EntryId(self.len());
 
         // Validate and plan; mutate only after this block.
         let mut totals = self.totals;
@@ -536,7 +592,7 @@ impl Ledger {
         let Some(by_totals) = self.totals.balance() else {
             return bad("totals overflow".to_owned());
         };
-        let mut recount = Totals::default();
+        let mut recount = self.base_totals;
         for e in &self.entries {
             match &e.kind {
                 EntryKind::Earn { .. } => recount.earned += e.points,

@@ -10,6 +10,7 @@ mod cli;
 mod import;
 mod import_api;
 mod console;
+mod loyalty;
 mod patients;
 mod privacy;
 mod schema;

@@ -174,6 +174,8 @@ pub struct PatientViewOut {
     /// R/F/M, segment, P(alive), expected visits, 12-month value and churn
     /// risk from the latest scores refresh; `null` before one.
     pub scores: Option<super::analytics::PatientScoresOut>,
+    /// The patient's membership and points; `null` when not enrolled.
+    pub membership: Option<super::members::MemberOut>,
 }
 
 /// One search hit.
@@ -330,9 +332,11 @@ pub async fn get(
         household,
         scores,
     } = patients::view(&app, &who.actor, id).await?;
+    let membership = rapport_app::loyalty::of_patient(&app, id).await?;
     let today = app.today();
     let unmasked = sees_personal_data(&who.principal);
     Ok(axum::Json(PatientViewOut {
+        membership: membership.map(Into::into),
         scores: scores.map(Into::into),
         age: age(patient.fields.birth_date, patient.fields.birth_year, today),
         patient: patient_out(patient, unmasked),

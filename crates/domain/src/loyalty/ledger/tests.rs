@@ -312,3 +312,43 @@ proptest! {
         prop_assert_eq!(&again, &l);
     }
 }
+
+proptest! {
+    /// A ledger resumed from its head (totals, count, open and recent lots)
+    /// takes the remaining entries exactly as the full replay does.
+    #[test]
+    fn resumed_ledger_continues_like_a_replay(
+        ops in proptest::collection::vec((1i64..300, 0i64..4, any::<bool>()), 1..60),
+        split in 0usize..60,
+    ) {
+        let mut full = Ledger::new();
+        let mut day = 0;
+        let mut entries = Vec::new();
+        for (n, (p, adv, is_earn)) in ops.iter().enumerate() {
+            day += adv;
+            let e = if *is_earn { earn(*p, day, day + 40, &format!("k{n}")) } else { redeem(*p, day, &format!("k{n}")) };
+            if full.apply(e.clone()).is_ok() {
+                entries.push(e);
+            }
+        }
+        let split = split.min(entries.len());
+        let before = Ledger::replay(&entries[..split]).unwrap();
+        let head = LedgerHead {
+            entries: before.len(),
+            last_at: before.last_at(),
+            totals: before.totals(),
+            lots: before.lots().iter().filter(|(_, l)| l.remaining > 0 || l.earned).map(|(k, v)| (*k, v.clone())).collect(),
+        };
+        let mut resumed = Ledger::resume(head);
+        for e in &entries[split..] {
+            let a = resumed.apply(e.clone()).unwrap();
+            prop_assert!(!a.duplicate);
+        }
+        prop_assert_eq!(resumed.len(), full.len());
+        prop_assert_eq!(resumed.totals(), full.totals());
+        prop_assert_eq!(resumed.lots(), full.lots());
+        prop_assert_eq!(resumed.available(), full.available());
+        prop_assert_eq!(resumed.qualifying_12m(t(day)), full.qualifying_12m(t(day)));
+        prop_assert!(resumed.check().is_ok(), "{:?}", resumed.check());
+    }
+}

@@ -1,0 +1,506 @@
+//! The points ledger as stored: append-only entries, the lots they create
+//! and consume, and the cached balance.
+//!
+//! A write reads the ledger's *head* (the balance row and the lots that
+//! matter, see `rapport_domain::loyalty::ledger::LedgerHead`), lets the
+//! domain apply the entry, and writes back the entry, the lots that changed
+//! and the new balance: its cost does not grow with the member's history.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rapport_domain::loyalty::ledger::{Actor, Entry, EntryId, EntryKind, LedgerHead, Lot};
+
+use super::{Balance, Member};
+use crate::{AnyRow, Db, Result, StoreError, Tx, on_read, on_tx};
+
+/// An entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub id: i64,
+    pub member_id: i64,
+    pub seq: i64,
+    pub entry: Entry,
+    /// The signed change of the available balance.
+    pub delta: i64,
+    pub balance_after: i64,
+    pub shortfall: i64,
+    pub request_hash: String,
+    pub source_visit: Option<i64>,
+    pub source_campaign: Option<String>,
+    pub source_referral: Option<String>,
+}
+
+pub fn kind_code(k: &EntryKind) -> &'static str {
+    match k {
+        EntryKind::Earn { .. } => "earn",
+        EntryKind::Redeem => "redeem",
+        EntryKind::Expire { .. } => "expire",
+        EntryKind::Adjust { .. } => "adjust",
+        EntryKind::Reverse { .. } => "reverse",
+    }
+}
+
+/// The signed change an entry makes to the available balance.
+pub fn delta_of(e: &Entry) -> i64 {
+    match &e.kind {
+        EntryKind::Earn { .. } => e.points,
+        EntryKind::Adjust { delta, .. } => *delta,
+        _ => -e.points,
+    }
+}
+
+const ENTRY_COLUMNS: &str = "id, member_id, seq, kind, points, delta, balance_after, at, expires_at, lot_seq, \
+     allow_partial, shortfall, idempotency_key, request_hash, actor_type, actor, reason, source, source_visit, \
+     source_campaign, source_referral";
+
+pub(crate) fn entry_from_row(r: &impl AnyRow) -> Result<StoredEntry> {
+    let kind: String = r.col("kind")?;
+    let expires_at: Option<DateTime<Utc>> = r.col("expires_at")?;
+    let lot_seq: Option<i64> = r.col("lot_seq")?;
+    let delta: i64 = r.col("delta")?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("ledger entry: {what}"));
+    let lot = || {
+        lot_seq
+            .map(|s| EntryId(s as u64))
+            .ok_or_else(|| corrupt("no lot"))
+    };
+    let kind = match kind.as_str() {
+        "earn" => EntryKind::Earn {
+            expires_at: expires_at.ok_or_else(|| corrupt("earn without expiry"))?,
+        },
+        "redeem" => EntryKind::Redeem,
+        "expire" => EntryKind::Expire { lot: lot()? },
+        "adjust" => EntryKind::Adjust { delta, expires_at },
+        "reverse" => EntryKind::Reverse {
+            reverses: lot()?,
+            allow_partial: r.col("allow_partial")?,
+        },
+        other => return Err(corrupt(&format!("kind {other:?}"))),
+    };
+    let actor_type: String = r.col("actor_type")?;
+    let actor: String = r.col("actor")?;
+    let actor = match actor_type.as_str() {
+        "staff" => Actor::Staff(actor),
+        "rule" => Actor::Rule(actor),
+        "system" => Actor::System,
+        other => return Err(corrupt(&format!("actor type {other:?}"))),
+    };
+    Ok(StoredEntry {
+        id: r.col("id")?,
+        member_id: r.col("member_id")?,
+        seq: r.col("seq")?,
+        entry: Entry {
+            kind,
+            points: r.col("points")?,
+            at: r.col("at")?,
+            idempotency_key: r.col("idempotency_key")?,
+            actor,
+            reason: r.col("reason")?,
+            source: r.col("source")?,
+        },
+        delta,
+        balance_after: r.col("balance_after")?,
+        shortfall: r.col("shortfall")?,
+        request_hash: r.col("request_hash")?,
+        source_visit: r.col("source_visit")?,
+        source_campaign: r.col("source_campaign")?,
+        source_referral: r.col("source_referral")?,
+    })
+}
+
+/// The entry a member applied with `key`, if any.
+pub async fn by_key(tx: &mut Tx, member_id: i64, key: &str) -> Result<Option<StoredEntry>> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM loyalty_entries WHERE member_id = $1 AND idempotency_key = $2"
+    );
+    on_tx!(tx, c => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(member_id).bind(key).fetch_optional(&mut *c).await? {
+        Some(r) => Ok(Some(entry_from_row(&r)?)),
+        None => Ok(None),
+    })
+}
+
+pub(crate) fn lot_from_row(r: &impl AnyRow) -> Result<(EntryId, Lot)> {
+    let seq: i64 = r.col("seq")?;
+    Ok((
+        EntryId(seq as u64),
+        Lot {
+            created_at: r.col("created_at")?,
+            expires_at: r.col("expires_at")?,
+            original: r.col("original")?,
+            remaining: r.col("remaining")?,
+            earned: r.col("earned")?,
+            reversed_at: r.col("reversed_at")?,
+        },
+    ))
+}
+
+const LOT_COLUMNS: &str = "seq, created_at, expires_at, original, remaining, earned, reversed_at";
+
+/// The head of a locked member's ledger: its totals from the balance row,
+/// every lot with points left, every earn lot created after
+/// `window_from`, and the lots named in `also` (the lot an expiry or a
+/// reversal refers to).
+pub async fn head(
+    tx: &mut Tx,
+    member: &Member,
+    window_from: DateTime<Utc>,
+    also: Option<i64>,
+) -> Result<LedgerHead> {
+    let sql = format!(
+        "SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND remaining > 0 \
+         UNION SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND earned AND created_at > $2 \
+         UNION SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND seq = $3"
+    );
+    let lots: BTreeMap<EntryId, Lot> = on_tx!(tx, c => {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql))
+            .bind(member.id)
+            .bind(window_from)
+            .bind(also.unwrap_or(-1))
+            .fetch_all(&mut *c)
+            .await?;
+        rows.iter().map(lot_from_row).collect::<Result<_>>()?
+    });
+    let b = &member.balance;
+    Ok(LedgerHead {
+        entries: b.entries as u64,
+        last_at: b.last_at,
+        totals: b.totals,
+        lots,
+    })
+}
+
+/// Everything one applied entry writes.
+#[derive(Debug, Clone)]
+pub struct Write<'a> {
+    pub hospital_id: i64,
+    pub member_id: i64,
+    pub seq: i64,
+    pub entry: &'a Entry,
+    pub shortfall: i64,
+    pub request_hash: &'a str,
+    pub source_visit: Option<i64>,
+    pub source_campaign: Option<&'a str>,
+    pub source_referral: Option<&'a str>,
+    /// The lots before and after the entry (the head's and the ledger's).
+    pub lots_before: &'a BTreeMap<EntryId, Lot>,
+    pub lots_after: &'a BTreeMap<EntryId, Lot>,
+    /// The balance after the entry.
+    pub balance: &'a Balance,
+}
+
+/// Appends the entry, writes the lots it created or changed and the new
+/// balance. Returns the entry's id.
+pub async fn write(tx: &mut Tx, w: &Write<'_>) -> Result<i64> {
+    let e = w.entry;
+    let (expires_at, lot_seq, allow_partial) = match &e.kind {
+        EntryKind::Earn { expires_at } => (Some(*expires_at), None, false),
+        EntryKind::Redeem => (None, None, false),
+        EntryKind::Expire { lot } => (None, Some(lot.0 as i64), false),
+        EntryKind::Adjust { expires_at, .. } => (*expires_at, None, false),
+        EntryKind::Reverse {
+            reverses,
+            allow_partial,
+        } => (None, Some(reverses.0 as i64), *allow_partial),
+    };
+    let (actor_type, actor) = match &e.actor {
+        Actor::Staff(s) => ("staff", s.as_str()),
+        Actor::Rule(s) => ("rule", s.as_str()),
+        Actor::System => ("system", "system"),
+    };
+    write_one_call(tx, w, expires_at, lot_seq, allow_partial, actor_type, actor).await
+}
+
+/// A member's entries, newest first, before `before_seq`.
+pub async fn page(
+    db: &Db,
+    member_id: i64,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> Result<Vec<StoredEntry>> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM loyalty_entries WHERE member_id = $1 AND seq < $2 \
+         ORDER BY seq DESC LIMIT {}",
+        limit.max(0)
+    );
+    on_read!(db, p => {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql))
+            .bind(member_id)
+            .bind(before_seq.unwrap_or(i64::MAX))
+            .fetch_all(p)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    })
+}
+
+/// One entry of a member by its seq, inside a transaction.
+pub async fn by_seq(tx: &mut Tx, member_id: i64, seq: i64) -> Result<Option<StoredEntry>> {
+    let sql =
+        format!("SELECT {ENTRY_COLUMNS} FROM loyalty_entries WHERE member_id = $1 AND seq = $2");
+    on_tx!(tx, c => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(member_id).bind(seq).fetch_optional(&mut *c).await? {
+        Some(r) => Ok(Some(entry_from_row(&r)?)),
+        None => Ok(None),
+    })
+}
+
+/// The earn entries that a visit gave (for reversing them when the visit
+/// goes).
+pub async fn earns_of_visit(tx: &mut Tx, visit_id: i64) -> Result<Vec<(i64, i64)>> {
+    Ok(on_tx!(tx, c => sqlx::query_as(
+        "SELECT member_id, seq FROM loyalty_entries WHERE source_visit = $1 AND kind = 'earn' ORDER BY member_id, seq")
+        .bind(visit_id).fetch_all(&mut *c).await?))
+}
+
+/// Members of the hospital with lots due to expire at `at`, after `after`.
+pub async fn members_with_due_lots(
+    db: &Db,
+    hospital_id: i64,
+    at: DateTime<Utc>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<i64>> {
+    let sql = format!(
+        "SELECT DISTINCT member_id FROM loyalty_lots WHERE hospital_id = $1 AND remaining > 0 \
+         AND expires_at <= $2 AND member_id > $3 ORDER BY member_id LIMIT {}",
+        limit.max(0)
+    );
+    on_read!(db, p => Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(&*sql))
+        .bind(hospital_id).bind(at).bind(after).fetch_all(p).await?))
+}
+
+/// Points liability: the spendable points of every member of the hospital.
+pub async fn liability(db: &Db, hospital_id: i64) -> Result<i64> {
+    let r: (Option<i64>,) = on_read!(db, p => sqlx::query_as(
+        "SELECT CAST(SUM(available) AS BIGINT) FROM loyalty_balances WHERE hospital_id = $1")
+        .bind(hospital_id).fetch_one(p).await?);
+    Ok(r.0.unwrap_or(0))
+}
+
+/// A member's qualifying points at `at`: earn lots created in `(from, at]`
+/// and not reversed by `at` (the same rule as the domain's
+/// `Ledger::qualifying_12m`).
+pub async fn qualifying(
+    db: &Db,
+    member_id: i64,
+    from: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<i64> {
+    let r: (Option<i64>,) = on_read!(db, p => sqlx::query_as(
+        "SELECT CAST(SUM(original) AS BIGINT) FROM loyalty_lots WHERE member_id = $1 AND earned \
+         AND created_at > $2 AND created_at <= $3 AND (reversed_at IS NULL OR reversed_at > $3)")
+        .bind(member_id).bind(from).bind(at).fetch_one(p).await?);
+    Ok(r.0.unwrap_or(0))
+}
+
+/// What a point-moving write needs to know besides the ledger's head, read
+/// in one statement after the member is locked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteContext {
+    /// The entry already applied with the request's idempotency key.
+    pub prior: Option<(i64, String)>,
+    /// How long earned points stay spendable.
+    pub points_valid_months: i32,
+    /// The lowest threshold of a tier above the member's (none at the top).
+    pub next_threshold: Option<i64>,
+    /// Whether the member's tier is still defined.
+    pub tier_known: bool,
+}
+
+pub async fn write_context(tx: &mut Tx, member: &Member, key: &str) -> Result<WriteContext> {
+    let sql = "SELECT \
+        (SELECT e.seq FROM loyalty_entries e WHERE e.member_id = $1 AND e.idempotency_key = $2) AS prior_seq, \
+        (SELECT e.request_hash FROM loyalty_entries e WHERE e.member_id = $1 AND e.idempotency_key = $2) AS prior_hash, \
+        (SELECT g.points_valid_months FROM loyalty_programs g WHERE g.hospital_id = $3) AS points_valid_months, \
+        (SELECT MIN(t.threshold_qualifying) FROM loyalty_tiers t WHERE t.hospital_id = $3 AND t.rank > \
+            (SELECT c.rank FROM loyalty_tiers c WHERE c.hospital_id = $3 AND c.code = $4)) AS next_threshold, \
+        (SELECT COUNT(*) FROM loyalty_tiers c WHERE c.hospital_id = $3 AND c.code = $4) AS tier_known";
+    on_tx!(tx, c => {
+        let r = sqlx::query(sql)
+            .bind(member.id)
+            .bind(key)
+            .bind(member.hospital_id)
+            .bind(&member.tier)
+            .fetch_one(&mut *c)
+            .await?;
+        context_from_row(&r)
+    })
+}
+
+/// [`write`] in one call: the entry, the balance and the lots as several
+/// statements on SQLite (one set of parameters) and as data-modifying
+/// CTEs of one statement on PostgreSQL, because every call costs a
+/// hand-off to sqlx's connection thread (SQLite) or a round trip
+/// (PostgreSQL); see docs/benchmarks.md.
+#[allow(clippy::too_many_arguments)]
+async fn write_one_call(
+    tx: &mut Tx,
+    w: &Write<'_>,
+    expires_at: Option<DateTime<Utc>>,
+    lot_seq: Option<i64>,
+    allow_partial: bool,
+    actor_type: &str,
+    actor: &str,
+) -> Result<i64> {
+    let e = w.entry;
+    let b = w.balance;
+    let t = &b.totals;
+    let mut stmts = vec![
+        "INSERT INTO loyalty_entries (hospital_id, member_id, seq, kind, points, delta, balance_after, at, \
+         expires_at, lot_seq, allow_partial, shortfall, idempotency_key, request_hash, actor_type, actor, \
+         reason, source, source_visit, source_campaign, source_referral) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+         RETURNING id"
+            .to_owned(),
+        "UPDATE loyalty_balances SET available = $22, qualifying = $23, qualifying_as_of = $24, lifetime = $25, \
+         earned = $26, redeemed = $27, expired = $28, adjusted_in = $29, adjusted_out = $30, reversed = $31, \
+         entries = $32, last_at = $33 WHERE member_id = $2"
+            .to_owned(),
+    ];
+    let mut n = 33;
+    let mut changed = Vec::new();
+    for (lot, after) in w.lots_after {
+        match w.lots_before.get(lot) {
+            None => {
+                stmts.push(format!(
+                    "INSERT INTO loyalty_lots (member_id, seq, hospital_id, earned, created_at, expires_at, original, \
+                     remaining, reversed_at) VALUES ($2, ${}, $1, ${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7
+                ));
+                n += 7;
+                changed.push((lot, after, true));
+            }
+            Some(before) if before != after => {
+                stmts.push(format!(
+                    "UPDATE loyalty_lots SET remaining = ${}, reversed_at = ${} WHERE member_id = $2 AND seq = ${}",
+                    n + 1, n + 2, n + 3
+                ));
+                n += 3;
+                changed.push((lot, after, false));
+            }
+            Some(_) => {}
+        }
+    }
+    let sql = match tx.engine() {
+        crate::Engine::Sqlite => stmts.join("; "),
+        crate::Engine::Postgres => {
+            let mut sql = format!("WITH e AS ({})", stmts[0]);
+            for (i, st) in stmts.iter().enumerate().skip(1) {
+                sql.push_str(&format!(", s{i} AS ({st})"));
+            }
+            sql.push_str(" SELECT id FROM e");
+            sql
+        }
+    };
+    let id: i64 = on_tx!(tx, c => {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(w.hospital_id)
+            .bind(w.member_id)
+            .bind(w.seq)
+            .bind(kind_code(&e.kind))
+            .bind(e.points)
+            .bind(delta_of(e))
+            .bind(b.available)
+            .bind(e.at)
+            .bind(expires_at)
+            .bind(lot_seq)
+            .bind(allow_partial)
+            .bind(w.shortfall)
+            .bind(&e.idempotency_key)
+            .bind(w.request_hash)
+            .bind(actor_type)
+            .bind(actor)
+            .bind(&e.reason)
+            .bind(&e.source)
+            .bind(w.source_visit)
+            .bind(w.source_campaign)
+            .bind(w.source_referral)
+            .bind(b.available)
+            .bind(b.qualifying)
+            .bind(b.qualifying_as_of)
+            .bind(b.lifetime)
+            .bind(t.earned)
+            .bind(t.redeemed)
+            .bind(t.expired)
+            .bind(t.adjusted_in)
+            .bind(t.adjusted_out)
+            .bind(t.reversed)
+            .bind(b.entries)
+            .bind(b.last_at);
+        for (lot, l, new) in &changed {
+            q = if *new {
+                q.bind(lot.0 as i64)
+                    .bind(l.earned)
+                    .bind(l.created_at)
+                    .bind(l.expires_at)
+                    .bind(l.original)
+                    .bind(l.remaining)
+                    .bind(l.reversed_at)
+            } else {
+                q.bind(l.remaining).bind(l.reversed_at).bind(lot.0 as i64)
+            };
+        }
+        let rows = q
+            .fetch_all(&mut *c)
+            .await
+            .map_err(|e| StoreError::unique(e, "ledger entry"))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("the entry insert returned no id".into()))?;
+        row.col("id")?
+    });
+    Ok(id)
+}
+
+fn context_from_row(r: &impl AnyRow) -> Result<WriteContext> {
+    let seq: Option<i64> = r.col("prior_seq")?;
+    let hash: Option<String> = r.col("prior_hash")?;
+    Ok(WriteContext {
+        prior: seq.zip(hash),
+        points_valid_months: r
+            .col::<Option<i32>>("points_valid_months")?
+            .ok_or(StoreError::NotFound("loyalty programme"))?,
+        next_threshold: r.col("next_threshold")?,
+        tier_known: r.col::<i64>("tier_known")? > 0,
+    })
+}
+
+/// Locks a member for a point-moving write and reads what the write needs
+/// besides the ledger's head ([`WriteContext`] for the request's key).
+/// On PostgreSQL the lock comes first, in a statement of its own, so that
+/// the key is looked up after any writer that held the lock committed; on
+/// SQLite the transaction already holds the database, and one statement
+/// does both.
+pub async fn lock_for_write(
+    tx: &mut Tx,
+    member_id: i64,
+    key: &str,
+) -> Result<Option<(Member, WriteContext)>> {
+    if let Tx::Sqlite(c) = tx {
+        let sql = format!(
+            "SELECT {cols}, \
+             (SELECT e.seq FROM loyalty_entries e WHERE e.member_id = m.id AND e.idempotency_key = $2) AS prior_seq, \
+             (SELECT e.request_hash FROM loyalty_entries e WHERE e.member_id = m.id AND e.idempotency_key = $2) AS prior_hash, \
+             (SELECT g.points_valid_months FROM loyalty_programs g WHERE g.hospital_id = m.hospital_id) AS points_valid_months, \
+             (SELECT MIN(t.threshold_qualifying) FROM loyalty_tiers t WHERE t.hospital_id = m.hospital_id AND t.rank > \
+                 (SELECT c.rank FROM loyalty_tiers c WHERE c.hospital_id = m.hospital_id AND c.code = m.tier)) AS next_threshold, \
+             (SELECT COUNT(*) FROM loyalty_tiers c WHERE c.hospital_id = m.hospital_id AND c.code = m.tier) AS tier_known \
+             FROM {from} WHERE m.id = $1",
+            cols = super::MEMBER_COLUMNS,
+            from = super::MEMBER_FROM,
+        );
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(member_id)
+            .bind(key)
+            .fetch_optional(&mut **c)
+            .await?;
+        return match r {
+            Some(r) => Ok(Some((super::member_from_row(&r)?, context_from_row(&r)?))),
+            None => Ok(None),
+        };
+    }
+    let Some(member) = super::lock(tx, member_id).await? else {
+        return Ok(None);
+    };
+    let ctx = write_context(tx, &member, key).await?;
+    Ok(Some((member, ctx)))
+}
