@@ -2,7 +2,7 @@
 //!
 //! Imports and registrations flag pairs (same national id, or same name
 //! and phone). Merging moves everything the duplicate owns (visits,
-//! consent history) to the patient kept, recomputes the kept patient's
+//! consent history, membership with its points) to the patient kept, recomputes the kept patient's
 //! aggregates, fills the kept patient's empty fields from the duplicate,
 //! and leaves the duplicate as a husk whose hospital id still resolves to
 //! the kept patient (so later files naming it land in the right place).
@@ -109,6 +109,12 @@ pub async fn merge(app: &App, actor: &Actor, into: i64, from: i64) -> Result<Mer
                 message: format!("patient {} was erased", p.id),
             });
         }
+    }
+    if store::is_member(&mut tx, keep.id).await? && store::is_member(&mut tx, dup.id).await? {
+        return Err(AppError::Conflict {
+            code: "both_members",
+            message: "both patients are members: close one membership (its points can be moved by an adjustment) before merging".into(),
+        });
     }
     // The kept record wins; its empty fields take the duplicate's.
     let f = &mut keep.fields;

@@ -104,7 +104,7 @@ pub async fn flag(
 }
 
 /// Moves everything `from` owns to `into` and marks `from` merged:
-/// visits, consent history; `from`'s aggregates and scores are dropped
+/// visits, consent history, membership and points; `from`'s aggregates and scores are dropped
 /// (the caller recomputes `into`'s). Open pairs between the two close as
 /// merged; other open pairs of `from` are dismissed (it owns nothing any
 /// more). Returns the number of visits moved.
@@ -114,6 +114,10 @@ pub async fn merge(tx: &mut Tx, from: i64, into: i64, by: &str, now: DateTime<Ut
             .bind(from).bind(into).bind(now).execute(&mut *c).await?.rows_affected();
         sqlx::query("UPDATE consents SET patient_key = $2 WHERE patient_key = $1")
             .bind(from).bind(into).execute(&mut *c).await?;
+        // The membership, with its ledger (keyed by the member), follows
+        // the patient; the caller refuses a merge of two members.
+        sqlx::query("UPDATE loyalty_members SET patient_key = $2, updated_at = $3 WHERE patient_key = $1")
+            .bind(from).bind(into).bind(now).execute(&mut *c).await?;
         sqlx::query("DELETE FROM patient_aggregates WHERE patient_key = $1")
             .bind(from).execute(&mut *c).await?;
         sqlx::query("DELETE FROM patient_scores WHERE patient_key = $1")
@@ -138,4 +142,11 @@ pub async fn merged_into(tx: &mut Tx, id: i64) -> Result<Option<i64>> {
     let r: Option<(Option<i64>,)> = on_tx!(tx, c => sqlx::query_as(
         "SELECT merged_into FROM patients WHERE id = $1").bind(id).fetch_optional(&mut *c).await?);
     Ok(r.and_then(|r| r.0))
+}
+
+/// Whether the patient is enrolled as a member.
+pub async fn is_member(tx: &mut Tx, patient_key: i64) -> Result<bool> {
+    let r: (i64,) = on_tx!(tx, c => sqlx::query_as(
+        "SELECT COUNT(*) FROM loyalty_members WHERE patient_key = $1").bind(patient_key).fetch_one(&mut *c).await?);
+    Ok(r.0 > 0)
 }

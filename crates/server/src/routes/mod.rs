@@ -1,7 +1,7 @@
 pub mod analytics;
+pub mod dashboard;
 pub mod duplicates;
 pub mod imports;
-pub mod dashboard;
 pub mod members;
 pub mod patients;
 pub mod privacy;
