@@ -324,10 +324,8 @@ fn merge_fields(old: &PatientFields, new: &PatientFields, columns: &[&str]) -> P
                 f.birth_date = new.birth_date;
                 f.birth_year = new.birth_year;
             }
-            "birth_year" => {
-                if !columns.contains(&"birth_date") || new.birth_date.is_none() {
-                    f.birth_year = new.birth_year;
-                }
+            "birth_year" if !columns.contains(&"birth_date") || new.birth_date.is_none() => {
+                f.birth_year = new.birth_year;
             }
             "phone" => f.phone = new.phone.clone(),
             "email" => f.email = new.email.clone(),

@@ -113,6 +113,15 @@ fn round_scaled(text: &str, scale: u32) -> Option<i128> {
     Some(if neg { -kept } else { kept })
 }
 
+/// Minor units as a JSON number with two decimals' worth of precision
+/// (`1234` → `12.34`). Exact for every amount below 2^53 / 100, whose
+/// shortest decimal form is the two-place one.
+pub fn json_number(minor: i64) -> serde_json::Value {
+    serde_json::Number::from_f64(minor as f64 / 100.0)
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Amount, decimal_to_minor as m};
@@ -199,13 +208,4 @@ mod tests {
         }
         assert_eq!(m("99999999999999999999999"), None);
     }
-}
-
-/// Minor units as a JSON number with two decimals' worth of precision
-/// (`1234` → `12.34`). Exact for every amount below 2^53 / 100, whose
-/// shortest decimal form is the two-place one.
-pub fn json_number(minor: i64) -> serde_json::Value {
-    serde_json::Number::from_f64(minor as f64 / 100.0)
-        .map(serde_json::Value::Number)
-        .unwrap_or(serde_json::Value::Null)
 }

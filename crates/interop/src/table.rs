@@ -69,7 +69,7 @@ impl Cell<'_> {
 
 /// Where rows go.
 pub enum TableWriter<W: Write + Seek> {
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Xlsx(Box<XlsxWriter<W>>),
 }
 
@@ -77,7 +77,7 @@ impl<W: Write + Seek> TableWriter<W> {
     /// Starts a list with its header row.
     pub fn new(format: Format, out: W, header: &[&str]) -> io::Result<Self> {
         let mut w = match format {
-            Format::Csv => TableWriter::Csv(csv::Writer::from_writer(out)),
+            Format::Csv => TableWriter::Csv(Box::new(csv::Writer::from_writer(out))),
             Format::Xlsx => TableWriter::Xlsx(Box::new(XlsxWriter::new(out)?)),
         };
         let cells: Vec<Cell> = header.iter().map(|h| Cell::Text(h)).collect();

@@ -87,13 +87,13 @@ fn visits_in_a_workbook_keep_money_exact_and_errors_name_row_and_column() {
                 Cell::Text("V1"),
                 Cell::Text("P1"),
                 Cell::Text("2025-03-04"),
-                Cell::Money(123_45),
+                Cell::Money(12345),
             ],
             vec![
                 Cell::Text("V2"),
                 Cell::Text("P1"),
                 Cell::Text("2025/13/04"),
-                Cell::Money(10_00),
+                Cell::Money(1000),
             ],
             vec![
                 Cell::Text("V3"),
