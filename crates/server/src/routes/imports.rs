@@ -191,18 +191,18 @@ async fn save(body: Body, path: &std::path::Path) -> Result<u64, ApiError> {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListParams {
+pub struct ImportListParams {
     #[serde(default = "super::default_limit")]
     #[param(minimum = 1, maximum = 500)]
     pub limit: i64,
 }
 
 /// The latest imports, newest first.
-#[utoipa::path(get, path = "/imports", tag = "imports", params(ListParams),
+#[utoipa::path(get, path = "/imports", tag = "imports", params(ImportListParams),
     responses((status = 200, body = Vec<ImportOut>)))]
 pub async fn list(
     State(app): State<App>,
-    ApiQuery(q): ApiQuery<ListParams>,
+    ApiQuery(q): ApiQuery<ImportListParams>,
 ) -> ApiResult<axum::Json<Vec<ImportOut>>> {
     if !(1..=500).contains(&q.limit) {
         return Err(ApiError::invalid(

@@ -79,7 +79,7 @@ impl From<CountRow> for SegmentCountOut {
 
 /// A saved segment.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SegmentOut {
+pub struct SavedSegmentOut {
     pub id: i64,
     pub name: String,
     pub description: Option<String>,
@@ -93,9 +93,9 @@ pub struct SegmentOut {
     pub latest_count: Option<SegmentCountOut>,
 }
 
-impl From<Segment> for SegmentOut {
+impl From<Segment> for SavedSegmentOut {
     fn from(s: Segment) -> Self {
-        SegmentOut {
+        SavedSegmentOut {
             id: s.row.id,
             name: s.row.name,
             description: s.row.description,
@@ -190,7 +190,7 @@ fn limit(raw: Option<&str>, default: i64, max: i64) -> ApiResult<i64> {
 #[utoipa::path(post, path = "/segments", tag = "segments",
     request_body = SegmentIn,
     responses(
-        (status = 201, body = SegmentOut),
+        (status = 201, body = SavedSegmentOut),
         (status = 409, description = "`segment_exists`: the name is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields; rule errors name their path, e.g. `rules.all[2].value`", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -204,14 +204,14 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        axum::Json(SegmentOut::from(s)),
+        axum::Json(SavedSegmentOut::from(s)),
     ))
 }
 
 /// Every saved segment, by name, with its latest recorded count.
 #[utoipa::path(get, path = "/segments", tag = "segments",
-    responses((status = 200, body = Vec<SegmentOut>)))]
-pub async fn list(State(app): State<App>) -> ApiResult<axum::Json<Vec<SegmentOut>>> {
+    responses((status = 200, body = Vec<SavedSegmentOut>)))]
+pub async fn list(State(app): State<App>) -> ApiResult<axum::Json<Vec<SavedSegmentOut>>> {
     let all = segments::list(&app).await?;
     Ok(axum::Json(all.into_iter().map(Into::into).collect()))
 }
@@ -220,13 +220,13 @@ pub async fn list(State(app): State<App>) -> ApiResult<axum::Json<Vec<SegmentOut
 #[utoipa::path(get, path = "/segments/{id}", tag = "segments",
     params(("id" = i64, Path)),
     responses(
-        (status = 200, body = SegmentOut),
+        (status = 200, body = SavedSegmentOut),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get(
     State(app): State<App>,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<axum::Json<SegmentOut>> {
+) -> ApiResult<axum::Json<SavedSegmentOut>> {
     Ok(axum::Json(segments::get(&app, id).await?.into()))
 }
 
@@ -235,7 +235,7 @@ pub async fn get(
     params(("id" = i64, Path)),
     request_body = SegmentIn,
     responses(
-        (status = 200, body = SegmentOut),
+        (status = 200, body = SavedSegmentOut),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`segment_exists`", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -245,7 +245,7 @@ pub async fn replace(
     who: Who,
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<SegmentIn>,
-) -> ApiResult<axum::Json<SegmentOut>> {
+) -> ApiResult<axum::Json<SavedSegmentOut>> {
     Ok(axum::Json(
         segments::update(&app, &who.actor, id, &input(b))
             .await?
