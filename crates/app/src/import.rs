@@ -395,6 +395,43 @@ pub async fn patients(
     finish(app, tx, run, actor).await
 }
 
+/// Reads the next chunk: up to [`CHUNK`] valid rows with distinct ids
+/// (`key`), invalid rows going to `run`. A row whose id is already in the
+/// chunk updates the earlier one, so it waits in `carry` for the next
+/// chunk. Returns the chunk and whether the input is exhausted.
+fn next_chunk<T>(
+    rows: &mut impl Rows<Row = T>,
+    run: &mut Run<'_>,
+    carry: &mut Option<T>,
+    key: impl Fn(&T) -> &str,
+) -> Result<(Vec<T>, bool), AppError> {
+    let mut chunk: Vec<T> = Vec::with_capacity(CHUNK);
+    let mut seen: HashSet<String> = HashSet::with_capacity(CHUNK);
+    if let Some(r) = carry.take() {
+        seen.insert(key(&r).to_string());
+        chunk.push(r);
+    }
+    while chunk.len() < CHUNK {
+        match rows.next_row() {
+            None => return Ok((chunk, true)),
+            Some(Ok(r)) => {
+                run.read();
+                if !seen.insert(key(&r).to_string()) {
+                    *carry = Some(r);
+                    break;
+                }
+                chunk.push(r);
+            }
+            Some(Err(errs)) => {
+                run.read();
+                let row = errs.first().map_or(0, |e| e.row);
+                run.invalid((row, rows.raw()), &errs)?;
+            }
+        }
+    }
+    Ok((chunk, false))
+}
+
 async fn patients_in(
     app: &App,
     tx: &mut Tx,
@@ -409,36 +446,7 @@ async fn patients_in(
     let mut changed_keys: Vec<i64> = Vec::new();
     let mut carry: Option<PatientRow> = None;
     loop {
-        let mut chunk: Vec<PatientRow> = Vec::with_capacity(CHUNK);
-        let mut seen: HashSet<String> = HashSet::with_capacity(CHUNK);
-        if let Some(r) = carry.take() {
-            seen.insert(r.patient.patient_id.clone());
-            chunk.push(r);
-        }
-        let mut eof = false;
-        while chunk.len() < CHUNK {
-            match rows.next_row() {
-                None => {
-                    eof = true;
-                    break;
-                }
-                Some(Ok(r)) => {
-                    run.read();
-                    // The same id twice: the later row updates the
-                    // earlier, so it waits for the next chunk.
-                    if !seen.insert(r.patient.patient_id.clone()) {
-                        carry = Some(r);
-                        break;
-                    }
-                    chunk.push(r);
-                }
-                Some(Err(errs)) => {
-                    run.read();
-                    let row = errs.first().map_or(0, |e| e.row);
-                    run.invalid((row, rows.raw()), &errs)?;
-                }
-            }
-        }
+        let (chunk, eof) = next_chunk(rows, run, &mut carry, |r| &r.patient.patient_id)?;
         if !run.failed && !chunk.is_empty() {
             patient_chunk(
                 tx,
@@ -582,34 +590,7 @@ async fn visits_in(
     let mut refs = Refs::default();
     let mut carry: Option<VisitRow> = None;
     loop {
-        let mut chunk: Vec<VisitRow> = Vec::with_capacity(CHUNK);
-        let mut seen: HashSet<String> = HashSet::with_capacity(CHUNK);
-        if let Some(r) = carry.take() {
-            seen.insert(r.visit.visit_id.clone());
-            chunk.push(r);
-        }
-        let mut eof = false;
-        while chunk.len() < CHUNK {
-            match rows.next_row() {
-                None => {
-                    eof = true;
-                    break;
-                }
-                Some(Ok(r)) => {
-                    run.read();
-                    if !seen.insert(r.visit.visit_id.clone()) {
-                        carry = Some(r);
-                        break;
-                    }
-                    chunk.push(r);
-                }
-                Some(Err(errs)) => {
-                    run.read();
-                    let row = errs.first().map_or(0, |e| e.row);
-                    run.invalid((row, rows.raw()), &errs)?;
-                }
-            }
-        }
+        let (chunk, eof) = next_chunk(rows, run, &mut carry, |r| &r.visit.visit_id)?;
         if !run.failed && !chunk.is_empty() {
             visit_chunk(
                 tx,

@@ -80,7 +80,7 @@ pub async fn patients_by_external(
             merged_into: r.col("merged_into")?,
         })
     }
-    let q = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id);
+    // Each arm builds its own query: its engine is fixed by where it runs.
     match tx {
         Tx::Sqlite(t) => {
             let q = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id);
@@ -88,6 +88,7 @@ pub async fn patients_by_external(
             rows.iter().map(known).collect()
         }
         Tx::Postgres(t) => {
+            let q = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id);
             let rows = q.bind(ids).fetch_all(&mut **t).await?;
             rows.iter().map(known).collect()
         }
