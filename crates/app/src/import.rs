@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use rapport_domain::PatientAggregates;
 use rapport_domain::aggregates::month_index;
 use rapport_domain::patient::{NewPatient, PatientFields};
@@ -683,28 +683,20 @@ struct AggState {
 }
 
 impl AggState {
-    /// Whether the stored visits have `d`'s day and `d`'s month; the
-    /// dates are needed only strictly inside first..last.
+    /// Whether the stored visits have `d`'s day and `d`'s month: known
+    /// from the aggregates outside first..last, from the stored dates
+    /// strictly inside.
     fn stored_seen(&self, d: NaiveDate) -> (bool, bool) {
         let Some(s) = self.stored else {
             return (false, false);
         };
-        let m = month_index(d);
-        if d < s.first_visit {
-            (false, m == month_index(s.first_visit))
-        } else if d > s.last_visit {
-            (false, m == month_index(s.last_visit))
-        } else if d == s.first_visit || d == s.last_visit {
-            (true, true)
-        } else {
+        s.known_novelty(d).unwrap_or_else(|| {
             let dates = self.stored_dates.as_deref().unwrap_or_default();
             (
                 dates.contains(&d),
-                dates
-                    .iter()
-                    .any(|x| x.year() == d.year() && x.month() == d.month()),
+                dates.iter().any(|x| month_index(*x) == month_index(d)),
             )
-        }
+        })
     }
 
     fn add(&mut self, d: NaiveDate, amount: i64) {
