@@ -771,18 +771,9 @@ pub async fn generate(
             patients.push(g.row);
             let dated: Vec<(NaiveDate, i64)> = g.visits.iter().map(|v| (v.0, v.4)).collect();
             if let Some(a) = PatientAggregates::from_visits(dated) {
-                aggs.push(vec![
-                    key.into(),
-                    hid.into(),
-                    a.first_visit.into(),
-                    a.last_visit.into(),
-                    a.visits.into(),
-                    a.visit_days.into(),
-                    a.monetary.into(),
-                    a.first_day_monetary.into(),
-                    a.months_with_visits.into(),
-                    a.cohort_mask.into(),
-                ]);
+                let mut row = vec![key.into(), hid.into()];
+                row.extend(rapport_store::patients::aggregate_values(&a));
+                aggs.push(row);
             }
             for (date, dept, doctor, kind, amt) in g.visits {
                 visit_id += 1;

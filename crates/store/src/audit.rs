@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{AnyRow, Db, Result, Tx, on_read, on_tx};
+use crate::{AnyRow, Db, Result, Tx, on_read};
 
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,20 +50,22 @@ fn from_row(r: &impl AnyRow) -> Result<AuditEntry> {
 pub async fn append(tx: &mut Tx, e: &AuditEntry) -> Result<()> {
     let sql = "INSERT INTO audit_log (hospital_id, at, actor, role, action, subject_type, subject_id, outcome, ip, detail) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    on_tx!(tx, c => sqlx::query(sql)
-        .bind(e.hospital_id)
-        .bind(e.at)
-        .bind(&e.actor)
-        .bind(&e.role)
-        .bind(&e.action)
-        .bind(&e.subject_type)
-        .bind(e.subject_id)
-        .bind(&e.outcome)
-        .bind(&e.ip)
-        .bind(&e.detail)
-        .execute(&mut *c)
-        .await
-        .map(|_| ()))?;
+    tx.exec(
+        sql,
+        &[
+            e.hospital_id.into(),
+            e.at.into(),
+            (&e.actor).into(),
+            e.role.clone().into(),
+            (&e.action).into(),
+            e.subject_type.clone().into(),
+            e.subject_id.into(),
+            (&e.outcome).into(),
+            e.ip.clone().into(),
+            e.detail.clone().into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 

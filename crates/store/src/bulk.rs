@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::query::{Id, bind_values};
 use crate::{Engine, Result, Tx, on_tx};
 
 /// One bound value.
@@ -14,8 +15,9 @@ pub enum Value {
     Int(Option<i64>),
     Float(Option<f64>),
     Text(Option<String>),
+    Bool(Option<bool>),
     Date(Option<NaiveDate>),
-    Time(DateTime<Utc>),
+    Time(Option<DateTime<Utc>>),
 }
 
 impl From<i64> for Value {
@@ -65,7 +67,27 @@ impl From<Option<NaiveDate>> for Value {
 }
 impl From<DateTime<Utc>> for Value {
     fn from(v: DateTime<Utc>) -> Self {
+        Value::Time(Some(v))
+    }
+}
+impl From<Option<DateTime<Utc>>> for Value {
+    fn from(v: Option<DateTime<Utc>>) -> Self {
         Value::Time(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(Some(v))
+    }
+}
+impl From<Option<&str>> for Value {
+    fn from(v: Option<&str>) -> Self {
+        Value::Text(v.map(str::to_owned))
+    }
+}
+impl From<&String> for Value {
+    fn from(v: &String) -> Self {
+        Value::Text(Some(v.clone()))
     }
 }
 
@@ -120,6 +142,9 @@ pub async fn insert_rows_then(
     rows: &[Vec<Value>],
     then: &str,
 ) -> Result<u64> {
+    if let Tx::Inline(t) = tx {
+        return t.insert_each(&statement(Engine::Sqlite, table, columns, 1), then, rows);
+    }
     let per = (MAX_PARAMS / columns.len()).clamp(1, 1000);
     let mut done = 0;
     let engine = tx.engine();
@@ -136,15 +161,7 @@ pub async fn insert_rows_then(
             let mut q = sqlx::query(sqlx::AssertSqlSafe(&**sql));
             for row in chunk {
                 debug_assert_eq!(row.len(), columns.len());
-                for v in row {
-                    q = match v {
-                        Value::Int(x) => q.bind(*x),
-                        Value::Float(x) => q.bind(*x),
-                        Value::Text(x) => q.bind(x.as_deref()),
-                        Value::Date(x) => q.bind(*x),
-                        Value::Time(x) => q.bind(*x),
-                    };
-                }
+                q = bind_values!(q, row);
             }
             q.execute(&mut *c).await?.rows_affected()
         });
@@ -152,9 +169,9 @@ pub async fn insert_rows_then(
     Ok(done)
 }
 
-/// Writes `rows` into `table` the fastest way each engine has: multi-row
-/// inserts on SQLite (one prepared statement per chunk size, inside the
-/// caller's transaction), `COPY … FROM STDIN` on PostgreSQL.
+/// Writes `rows` into `table` the fastest way each engine has: one
+/// prepared single-row insert run per row, inline, on SQLite (multi-row
+/// statements in a sqlx transaction), `COPY … FROM STDIN` on PostgreSQL.
 pub async fn write_rows(
     tx: &mut Tx,
     table: &str,
@@ -165,7 +182,7 @@ pub async fn write_rows(
         return Ok(0);
     }
     match tx {
-        Tx::Sqlite(_) => insert_rows(tx, table, columns, rows).await,
+        Tx::Sqlite(_) | Tx::Inline(_) => insert_rows(tx, table, columns, rows).await,
         Tx::Postgres(t) => {
             let sql = format!("COPY {table} ({}) FROM STDIN", columns.join(", "));
             let mut copy = t.copy_in_raw(&sql).await?;
@@ -214,12 +231,16 @@ fn copy_line(out: &mut String, row: &[Value]) {
             Value::Date(Some(d)) => {
                 let _ = write!(out, "{d}");
             }
-            Value::Time(t) => {
+            Value::Bool(Some(b)) => out.push(if *b { 't' } else { 'f' }),
+            Value::Time(Some(t)) => {
                 let _ = write!(out, "{}", t.to_rfc3339());
             }
-            Value::Int(None) | Value::Float(None) | Value::Text(None) | Value::Date(None) => {
-                out.push_str("\\N")
-            }
+            Value::Int(None)
+            | Value::Float(None)
+            | Value::Text(None)
+            | Value::Bool(None)
+            | Value::Date(None)
+            | Value::Time(None) => out.push_str("\\N"),
         }
     }
     out.push('\n');
@@ -233,7 +254,7 @@ pub async fn reserve_ids(tx: &mut Tx, table: &str, n: usize) -> Result<Vec<i64>>
         return Ok(Vec::new());
     }
     match tx {
-        Tx::Sqlite(_) => {
+        Tx::Sqlite(_) | Tx::Inline(_) => {
             let base = max_id(tx, table).await?;
             Ok((base + 1..=base + n as i64).collect())
         }
@@ -252,9 +273,8 @@ pub async fn reserve_ids(tx: &mut Tx, table: &str, n: usize) -> Result<Vec<i64>>
 
 /// The largest id in `table` (0 when empty).
 pub async fn max_id(tx: &mut Tx, table: &str) -> Result<i64> {
-    let sql = format!("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM {table}");
-    let r: (i64,) =
-        on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(&*sql)).fetch_one(&mut *c).await?);
+    let sql = format!("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) AS id FROM {table}");
+    let r: Id = tx.fetch_one(&sql, &[]).await?;
     Ok(r.0)
 }
 

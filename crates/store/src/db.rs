@@ -17,7 +17,7 @@ use sqlx::{ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool};
 use tracing::log::LevelFilter;
 
 use crate::StoreError;
-use crate::sync::SyncReader;
+use crate::sync::{InlineTx, SyncReader, WriteGate};
 
 /// Which engine a database runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,35 +31,63 @@ pub enum Engine {
 pub enum Db {
     /// `write` has exactly one connection: SQLite has one writer, and
     /// queueing writers in the pool is cheaper than retrying on `BUSY`.
-    /// `sync` serves point reads inline (see `sync.rs`).
+    /// `sync` serves point reads inline (see `sync.rs`); `gate` is the
+    /// right to write, held by every write transaction, and the
+    /// connection of inline ones.
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
         sync: SyncReader,
+        gate: WriteGate,
     },
     Postgres(PgPool),
 }
 
 /// An open write transaction.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(sqlx::Transaction<'static, Postgres>),
+    /// SQLite, with statements run inline (see [`Db::begin_inline`]).
+    Inline(InlineTx),
 }
 
-/// Runs `$body` with `$c` bound to the transaction's connection, once per
-/// engine.
+/// A sqlx transaction on SQLite's writer connection, holding the write
+/// gate until it ends.
+pub struct SqliteTx {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    _gate: tokio::sync::OwnedMutexGuard<rusqlite::Connection>,
+}
+
+impl std::ops::Deref for SqliteTx {
+    type Target = sqlx::Transaction<'static, Sqlite>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+/// Runs `$body` with `$c` bound to the transaction's sqlx connection,
+/// once per engine. An inline transaction makes the enclosing function
+/// return [`StoreError::NotInline`](crate::StoreError::NotInline): such
+/// functions are written with `Tx::exec`/`Tx::fetch` instead.
 #[macro_export]
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx {
             $crate::Tx::Sqlite(t) => {
-                let $c = &mut **t;
+                let $c = &mut ***t;
                 $body
             }
             $crate::Tx::Postgres(t) => {
                 let $c = &mut **t;
                 $body
             }
+            $crate::Tx::Inline(_) => return Err($crate::StoreError::NotInline.into()),
         }
     };
 }
@@ -167,7 +195,13 @@ impl Db {
             .connect_with(base.create_if_missing(false))
             .await?;
         let sync = SyncReader::new(path, opts.max_connections as usize);
-        Ok(Db::Sqlite { write, read, sync })
+        let gate = WriteGate::open(path)?;
+        Ok(Db::Sqlite {
+            write,
+            read,
+            sync,
+            gate,
+        })
     }
 
     async fn open_postgres(url: &str, opts: &Options) -> Result<Db, StoreError> {
@@ -194,7 +228,26 @@ impl Db {
     /// writes can never fail half-way with `SQLITE_BUSY`.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite { write, gate, .. } => {
+                let gate = gate.enter().await;
+                Tx::Sqlite(SqliteTx {
+                    tx: write.begin_with("BEGIN IMMEDIATE").await?,
+                    _gate: gate,
+                })
+            }
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Starts a write transaction whose statements, on SQLite, run inline
+    /// on the calling thread ([`InlineTx`]): for short, frequent writes
+    /// (points, one row at a time in bulk loads), where handing every
+    /// statement to sqlx's connection thread would cost more than the
+    /// statement. Only repository functions written with
+    /// `Tx::exec`/`Tx::fetch` accept it. On PostgreSQL it is [`Db::begin`].
+    pub async fn begin_inline(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Db::Sqlite { gate, .. } => Tx::Inline(InlineTx::begin(gate).await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -219,8 +272,9 @@ impl Db {
 impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Sqlite(t) => t.tx.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
+            Tx::Inline(t) => t.commit()?,
         }
         Ok(())
     }
@@ -229,15 +283,16 @@ impl Tx {
     /// but later; this waits until the database has done it).
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Sqlite(t) => t.tx.rollback().await?,
             Tx::Postgres(t) => t.rollback().await?,
+            Tx::Inline(t) => t.rollback()?,
         }
         Ok(())
     }
 
     pub fn engine(&self) -> Engine {
         match self {
-            Tx::Sqlite(_) => Engine::Sqlite,
+            Tx::Sqlite(_) | Tx::Inline(_) => Engine::Sqlite,
             Tx::Postgres(_) => Engine::Postgres,
         }
     }

@@ -2,9 +2,12 @@
 //! of rows, so a file of millions of rows costs a few statements per few
 //! thousand rows, not several per row.
 //!
-//! Lists of ids travel as one parameter (a JSON array read by `json_each`
-//! on SQLite, a `text[]` on PostgreSQL): one statement text whatever the
-//! chunk's size, and no per-placeholder cost.
+//! Lists of ids travel as one parameter, a JSON array (read by
+//! `json_each` on SQLite, `jsonb_array_elements_text` on PostgreSQL): one
+//! statement text whatever the chunk's size, and no per-placeholder cost.
+//!
+//! Every function here accepts an inline transaction
+//! ([`crate::Db::begin_inline`]), which is how imports run on SQLite.
 
 use std::collections::HashMap;
 
@@ -13,44 +16,33 @@ use rapport_domain::PatientAggregates;
 use rapport_domain::patient::{NewPatient, Patient, Sex};
 
 use crate::bulk::{self, Value};
-use crate::patients::{COLUMNS, patient_from_row};
-use crate::{AnyRow, Result, Tx, on_tx};
+use crate::patients::{COLUMNS, aggregate_values, aggregates_from_row, patient_from_row};
+use crate::query::FromAnyRow;
+use crate::{AnyRow, Engine, Result, Tx};
 
-/// `column IN (the list)` for one bound parameter `$n`.
+/// `column IN (the list)` for one bound parameter `$n` (from [`list`]).
 fn in_list(tx: &Tx, column: &str, n: usize) -> String {
-    match tx {
-        Tx::Sqlite(_) => format!("{column} IN (SELECT value FROM json_each(${n}))"),
-        Tx::Postgres(_) => format!("{column} = ANY(${n}::text[])"),
+    match tx.engine() {
+        Engine::Sqlite => format!("{column} IN (SELECT value FROM json_each(${n}))"),
+        Engine::Postgres => format!("{column} IN (SELECT jsonb_array_elements_text(${n}::jsonb))"),
     }
 }
 
-fn json_list<T: serde::Serialize>(items: &[T]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+/// Integer keys as a list parameter.
+fn key_list(tx: &Tx, column: &str, n: usize) -> String {
+    match tx.engine() {
+        Engine::Sqlite => {
+            format!("{column} IN (SELECT CAST(value AS INTEGER) FROM json_each(${n}))")
+        }
+        Engine::Postgres => {
+            format!("{column} IN (SELECT CAST(jsonb_array_elements_text(${n}::jsonb) AS BIGINT))")
+        }
+    }
 }
 
-/// Binds a list for [`in_list`]: JSON text on SQLite, an array on
-/// PostgreSQL.
-macro_rules! bind_list {
-    ($tx:expr, $sql:expr, $pre:expr, $list:expr, $as:ty) => {{
-        let sql: &str = $sql;
-        let list: &[String] = $list;
-        match $tx {
-            Tx::Sqlite(t) => {
-                sqlx::query_as::<_, $as>(sqlx::AssertSqlSafe(sql))
-                    .bind($pre)
-                    .bind(json_list(list))
-                    .fetch_all(&mut **t)
-                    .await?
-            }
-            Tx::Postgres(t) => {
-                sqlx::query_as::<_, $as>(sqlx::AssertSqlSafe(sql))
-                    .bind($pre)
-                    .bind(list)
-                    .fetch_all(&mut **t)
-                    .await?
-            }
-        }
-    }};
+/// A list as one parameter: a JSON array.
+fn list<T: serde::Serialize>(items: &[T]) -> Value {
+    Value::from(serde_json::to_string(items).unwrap_or_else(|_| "[]".into()))
 }
 
 /// A patient already in the database, found by the hospital's id.
@@ -59,6 +51,15 @@ pub struct KnownPatient {
     pub patient: Patient,
     /// Set when the patient was merged into another: its visits go there.
     pub merged_into: Option<i64>,
+}
+
+impl FromAnyRow for KnownPatient {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(KnownPatient {
+            patient: patient_from_row(r)?,
+            merged_into: r.col("merged_into")?,
+        })
+    }
 }
 
 /// The patients among `ids` (hospital ids) that exist.
@@ -74,24 +75,14 @@ pub async fn patients_by_external(
         "SELECT {COLUMNS}, p.merged_into FROM patients p WHERE p.hospital_id = $1 AND {}",
         in_list(tx, "p.patient_id", 2)
     );
-    fn known(r: &impl AnyRow) -> Result<KnownPatient> {
-        Ok(KnownPatient {
-            patient: patient_from_row(r)?,
-            merged_into: r.col("merged_into")?,
-        })
-    }
-    // Each arm builds its own query: its engine is fixed by where it runs.
-    match tx {
-        Tx::Sqlite(t) => {
-            let q = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id);
-            let rows = q.bind(json_list(ids)).fetch_all(&mut **t).await?;
-            rows.iter().map(known).collect()
-        }
-        Tx::Postgres(t) => {
-            let q = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id);
-            let rows = q.bind(ids).fetch_all(&mut **t).await?;
-            rows.iter().map(known).collect()
-        }
+    tx.fetch(&sql, &[hospital_id.into(), list(ids)]).await
+}
+
+struct PatientKey(String, i64);
+
+impl FromAnyRow for PatientKey {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(PatientKey(r.col("patient_id")?, r.col("patient_key")?))
     }
 }
 
@@ -107,10 +98,12 @@ pub async fn patient_keys_by_external(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT patient_id, COALESCE(merged_into, id) FROM patients WHERE hospital_id = $1 AND {}",
+        "SELECT patient_id, COALESCE(merged_into, id) AS patient_key FROM patients \
+         WHERE hospital_id = $1 AND {}",
         in_list(tx, "patient_id", 2)
     );
-    Ok(bind_list!(tx, &sql, hospital_id, ids, (String, i64)))
+    let rows: Vec<PatientKey> = tx.fetch(&sql, &[hospital_id.into(), list(ids)]).await?;
+    Ok(rows.into_iter().map(|k| (k.0, k.1)).collect())
 }
 
 const PATIENT_COLUMNS: &[&str] = &[
@@ -191,30 +184,22 @@ pub async fn visits_by_external(
          FROM visits WHERE hospital_id = $1 AND {}",
         in_list(tx, "visit_id", 2)
     );
-    type Row = (
-        i64,
-        String,
-        i64,
-        NaiveDate,
-        Option<i64>,
-        Option<i64>,
-        String,
-        i64,
-    );
-    let rows: Vec<Row> = bind_list!(tx, &sql, hospital_id, ids, Row);
-    Ok(rows
-        .into_iter()
-        .map(|r| KnownVisit {
-            id: r.0,
-            visit_id: r.1,
-            patient_key: r.2,
-            visit_date: r.3,
-            department_id: r.4,
-            doctor_id: r.5,
-            kind: r.6,
-            amount: r.7,
+    tx.fetch(&sql, &[hospital_id.into(), list(ids)]).await
+}
+
+impl FromAnyRow for KnownVisit {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(KnownVisit {
+            id: r.col("id")?,
+            visit_id: r.col("visit_id")?,
+            patient_key: r.col("patient_key")?,
+            visit_date: r.col("visit_date")?,
+            department_id: r.col("department_id")?,
+            doctor_id: r.col("doctor_id")?,
+            kind: r.col("kind")?,
+            amount: r.col("amount")?,
         })
-        .collect())
+    }
 }
 
 /// A new visit, its references resolved.
@@ -275,20 +260,21 @@ pub async fn update_visit(
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
+    tx.exec(
         "UPDATE visits SET patient_key = $2, visit_date = $3, department_id = $4, doctor_id = $5, \
-         kind = $6, amount = $7, updated_at = $8 WHERE id = $1")
-        .bind(id)
-        .bind(v.patient_key)
-        .bind(v.visit_date)
-        .bind(v.department_id)
-        .bind(v.doctor_id)
-        .bind(v.kind)
-        .bind(v.amount)
-        .bind(now)
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
+         kind = $6, amount = $7, updated_at = $8 WHERE id = $1",
+        &[
+            id.into(),
+            v.patient_key.into(),
+            v.visit_date.into(),
+            v.department_id.into(),
+            v.doctor_id.into(),
+            v.kind.into(),
+            v.amount.into(),
+            now.into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -297,41 +283,30 @@ pub async fn aggregates_of(tx: &mut Tx, keys: &[i64]) -> Result<HashMap<i64, Pat
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    let list: Vec<String> = keys.iter().map(i64::to_string).collect();
     let sql = format!(
         "SELECT patient_key, first_visit, last_visit, visits, visit_days, monetary, first_day_monetary, \
-         months_with_visits, cohort_mask FROM patient_aggregates WHERE $1 = $1 AND {}",
-        key_list(tx, "patient_key", 2)
+         months_with_visits, cohort_mask FROM patient_aggregates WHERE {}",
+        key_list(tx, "patient_key", 1)
     );
-    type Row = (i64, NaiveDate, NaiveDate, i64, i64, i64, i64, i64, i64);
-    let rows: Vec<Row> = bind_list!(tx, &sql, 0i64, &list, Row);
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            (
-                r.0,
-                PatientAggregates {
-                    first_visit: r.1,
-                    last_visit: r.2,
-                    visits: r.3,
-                    visit_days: r.4,
-                    monetary: r.5,
-                    first_day_monetary: r.6,
-                    months_with_visits: r.7,
-                    cohort_mask: r.8,
-                },
-            )
-        })
-        .collect())
+    let rows: Vec<KeyedAggregates> = tx.fetch(&sql, &[list(keys)]).await?;
+    Ok(rows.into_iter().map(|k| (k.0, k.1)).collect())
 }
 
-/// Integer keys as a list parameter (they travel as text, like ids).
-fn key_list(tx: &Tx, column: &str, n: usize) -> String {
-    match tx {
-        Tx::Sqlite(_) => {
-            format!("{column} IN (SELECT CAST(value AS INTEGER) FROM json_each(${n}))")
-        }
-        Tx::Postgres(_) => format!("{column} = ANY(${n}::text[]::bigint[])"),
+struct KeyedAggregates(i64, PatientAggregates);
+
+impl FromAnyRow for KeyedAggregates {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        let a = aggregates_from_row(r)?
+            .ok_or_else(|| crate::StoreError::Corrupt("aggregates without a first visit".into()))?;
+        Ok(KeyedAggregates(r.col("patient_key")?, a))
+    }
+}
+
+struct VisitDate(i64, NaiveDate);
+
+impl FromAnyRow for VisitDate {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(VisitDate(r.col("patient_key")?, r.col("visit_date")?))
     }
 }
 
@@ -340,12 +315,12 @@ pub async fn visit_dates_of(tx: &mut Tx, keys: &[i64]) -> Result<Vec<(i64, Naive
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let list: Vec<String> = keys.iter().map(i64::to_string).collect();
     let sql = format!(
-        "SELECT patient_key, visit_date FROM visits WHERE $1 = $1 AND {}",
-        key_list(tx, "patient_key", 2)
+        "SELECT patient_key, visit_date FROM visits WHERE {}",
+        key_list(tx, "patient_key", 1)
     );
-    Ok(bind_list!(tx, &sql, 0i64, &list, (i64, NaiveDate)))
+    let rows: Vec<VisitDate> = tx.fetch(&sql, &[list(keys)]).await?;
+    Ok(rows.into_iter().map(|d| (d.0, d.1)).collect())
 }
 
 const AGG_COLUMNS: &[&str] = &[
@@ -362,18 +337,9 @@ const AGG_COLUMNS: &[&str] = &[
 ];
 
 fn agg_values(hospital_id: i64, key: i64, a: &PatientAggregates) -> Vec<Value> {
-    vec![
-        Value::from(key),
-        Value::from(hospital_id),
-        Value::from(a.first_visit),
-        Value::from(a.last_visit),
-        Value::from(a.visits),
-        Value::from(a.visit_days),
-        Value::from(a.monetary),
-        Value::from(a.first_day_monetary),
-        Value::from(a.months_with_visits),
-        Value::from(a.cohort_mask),
-    ]
+    let mut v = vec![Value::from(key), Value::from(hospital_id)];
+    v.extend(aggregate_values(a));
+    v
 }
 
 /// Writes aggregates: `fresh` for patients that had none (the fast path),
@@ -417,7 +383,6 @@ pub async fn flag_duplicates(
     changed: &[i64],
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let list: Vec<String> = changed.iter().map(i64::to_string).collect();
     let scope = format!("(n.id > $2 OR {})", key_list(tx, "n.id", 4));
     let mut total = 0;
     for (reason, on) in [
@@ -436,24 +401,12 @@ pub async fn flag_duplicates(
              GROUP BY n.hospital_id, n.id \
              ON CONFLICT (patient_key, duplicate_of) DO NOTHING"
         );
-        total += match tx {
-            Tx::Sqlite(t) => sqlx::query(sqlx::AssertSqlSafe(&*sql))
-                .bind(hospital_id)
-                .bind(after)
-                .bind(now)
-                .bind(json_list(&list))
-                .execute(&mut **t)
-                .await?
-                .rows_affected(),
-            Tx::Postgres(t) => sqlx::query(sqlx::AssertSqlSafe(&*sql))
-                .bind(hospital_id)
-                .bind(after)
-                .bind(now)
-                .bind(&list)
-                .execute(&mut **t)
-                .await?
-                .rows_affected(),
-        };
+        total += tx
+            .exec(
+                &sql,
+                &[hospital_id.into(), after.into(), now.into(), list(changed)],
+            )
+            .await?;
     }
     Ok(total)
 }
@@ -465,30 +418,51 @@ pub async fn flag_duplicates(
 /// indexes stay (lookups need them). Readers never notice: they see the
 /// table as it was until the transaction commits, indexes rebuilt.
 pub async fn defer_indexes(tx: &mut Tx, table: &str) -> Result<Vec<String>> {
-    let Tx::Sqlite(t) = tx else {
-        return Ok(Vec::new());
-    };
-    let empty: (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT NOT EXISTS (SELECT 1 FROM {table})"
-    )))
-    .fetch_one(&mut **t)
-    .await?;
-    if empty.0 == 0 {
+    if tx.engine() != Engine::Sqlite {
         return Ok(Vec::new());
     }
-    let indexes: Vec<(String, String)> = sqlx::query_as(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 \
-         AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'",
-    )
-    .bind(table)
-    .fetch_all(&mut **t)
-    .await?;
-    for (name, _) in &indexes {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {name}")))
-            .execute(&mut **t)
-            .await?;
+    let empty: Flag = tx
+        .fetch_one(
+            &format!("SELECT NOT EXISTS (SELECT 1 FROM {table}) AS flag"),
+            &[],
+        )
+        .await?;
+    if !empty.0 {
+        return Ok(Vec::new());
     }
-    Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
+    let indexes: Vec<IndexDef> = tx
+        .fetch(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 \
+             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'",
+            &[table.into()],
+        )
+        .await?;
+    for ix in &indexes {
+        tx.exec(&format!("DROP INDEX {}", ix.name), &[]).await?;
+    }
+    Ok(indexes.into_iter().map(|ix| ix.sql).collect())
+}
+
+struct Flag(bool);
+
+impl FromAnyRow for Flag {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(Flag(r.col("flag")?))
+    }
+}
+
+struct IndexDef {
+    name: String,
+    sql: String,
+}
+
+impl FromAnyRow for IndexDef {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(IndexDef {
+            name: r.col("name")?,
+            sql: r.col("sql")?,
+        })
+    }
 }
 
 /// Rebuilds what [`defer_indexes`] dropped. The sort that builds an
@@ -499,10 +473,10 @@ pub async fn restore_indexes(tx: &mut Tx, statements: &[String]) -> Result<()> {
     if statements.is_empty() {
         return Ok(());
     }
-    on_tx!(tx, c => sqlx::query("PRAGMA temp_store = FILE").execute(&mut *c).await?.rows_affected());
+    tx.exec("PRAGMA temp_store = FILE", &[]).await?;
     for sql in statements {
-        on_tx!(tx, c => sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut *c).await?.rows_affected());
+        tx.exec(sql, &[]).await?;
     }
-    on_tx!(tx, c => sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *c).await?.rows_affected());
+    tx.exec("PRAGMA temp_store = MEMORY", &[]).await?;
     Ok(())
 }

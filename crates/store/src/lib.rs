@@ -20,6 +20,7 @@ pub mod imports;
 pub mod loyalty;
 pub mod migrate;
 pub mod patients;
+mod query;
 mod row;
 pub mod segments;
 pub mod sessions;
@@ -50,9 +51,28 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    /// A repository function that only runs on sqlx's connections was
+    /// given an inline transaction (a mistake in the caller).
+    #[error("this operation cannot run in an inline transaction")]
+    NotInline,
 }
 
 impl StoreError {
+    /// [`StoreError::unique`] for an error of any connection (sqlx's or
+    /// the inline one).
+    pub(crate) fn on_unique(self, what: &'static str) -> StoreError {
+        match self {
+            StoreError::Database(e) => StoreError::unique(e, what),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                StoreError::Conflict(what)
+            }
+            e => e,
+        }
+    }
+
     /// Maps a unique violation to `Conflict(what)`, leaving other errors.
     pub(crate) fn unique(e: sqlx::Error, what: &'static str) -> StoreError {
         match &e {

@@ -7,6 +7,7 @@ use rapport_domain::patient::{
 };
 
 use crate::bulk::Value;
+use crate::query::Id;
 use crate::{AnyRow, Db, Engine, Result, StoreError, Tx, on_read, on_tx};
 
 pub(crate) const COLUMNS: &str = "p.id, p.hospital_id, p.patient_id, p.name, p.sex, p.birth_date, p.birth_year, p.phone, \
@@ -65,6 +66,21 @@ pub(crate) fn patient_from_row(r: &impl AnyRow) -> Result<Patient> {
     })
 }
 
+/// The stored aggregate columns after `patient_key, hospital_id`, in
+/// [`AGG_COLUMNS`]' order, as values to bind.
+pub fn aggregate_values(a: &PatientAggregates) -> [Value; 8] {
+    [
+        a.first_visit.into(),
+        a.last_visit.into(),
+        a.visits.into(),
+        a.visit_days.into(),
+        a.monetary.into(),
+        a.first_day_monetary.into(),
+        a.months_with_visits.into(),
+        a.cohort_mask.into(),
+    ]
+}
+
 pub(crate) fn aggregates_from_row(r: &impl AnyRow) -> Result<Option<PatientAggregates>> {
     let first: Option<NaiveDate> = r.col("first_visit")?;
     let Some(first_visit) = first else {
@@ -90,24 +106,31 @@ fn tags_json(f: &PatientFields) -> String {
 /// name, sex, birth_date, birth_year, phone, email, district,
 /// source_channel, registered_on, preferred_channel, preferred_language,
 /// household, tags, notes.
-macro_rules! bind_fields {
-    ($q:expr, $f:expr) => {{
-        let f: &PatientFields = $f;
-        $q.bind(&f.name)
-            .bind(f.sex.map(Sex::as_str))
-            .bind(f.birth_date)
-            .bind(f.birth_year)
-            .bind(&f.phone)
-            .bind(&f.email)
-            .bind(&f.district)
-            .bind(&f.source_channel)
-            .bind(f.registered_on)
-            .bind(f.preferred_channel.map(Channel::as_str))
-            .bind(f.preferred_language.map(Language::as_str))
-            .bind(&f.household)
-            .bind(tags_json(f))
-            .bind(&f.notes)
-    }};
+fn field_values(f: &PatientFields) -> [Value; 14] {
+    [
+        (&f.name).into(),
+        f.sex.map(Sex::as_str).into(),
+        f.birth_date.into(),
+        f.birth_year.map(i64::from).into(),
+        f.phone.clone().into(),
+        f.email.clone().into(),
+        f.district.clone().into(),
+        f.source_channel.clone().into(),
+        f.registered_on.into(),
+        f.preferred_channel.map(Channel::as_str).into(),
+        f.preferred_language.map(Language::as_str).into(),
+        f.household.clone().into(),
+        tags_json(f).into(),
+        f.notes.clone().into(),
+    ]
+}
+
+/// The sealed national id's two columns.
+fn sealed_values(sealed: Option<&SealedId>) -> [Value; 2] {
+    [
+        sealed.map(|s| s.ciphertext.as_str()).into(),
+        sealed.map(|s| s.index.as_str()).into(),
+    ]
 }
 
 /// Inserts a patient; `Conflict("patient")` when the hospital id exists.
@@ -124,14 +147,14 @@ pub async fn insert(
                district, source_channel, registered_on, preferred_channel, preferred_language, household, tags, \
                notes, created_at, updated_at, national_id_enc, national_id_index) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19) RETURNING id";
-    let id: (i64,) =
-        on_tx!(tx, c => bind_fields!(sqlx::query_as(sql).bind(hospital_id).bind(&p.patient_id), f)
-        .bind(now)
-        .bind(sealed.map(|s| s.ciphertext.as_str()))
-        .bind(sealed.map(|s| s.index.as_str()))
-        .fetch_one(&mut *c)
-        .await)
-        .map_err(|e| StoreError::unique(e, "patient"))?;
+    let mut params = vec![hospital_id.into(), (&p.patient_id).into()];
+    params.extend(field_values(f));
+    params.push(now.into());
+    params.extend(sealed_values(sealed));
+    let id: Id = tx
+        .fetch_one(sql, &params)
+        .await
+        .map_err(|e| e.on_unique("patient"))?;
     Ok(id.0)
 }
 
@@ -148,13 +171,11 @@ pub async fn update(
                district = $8, source_channel = $9, registered_on = $10, preferred_channel = $11, \
                preferred_language = $12, household = $13, tags = $14, notes = $15, updated_at = $16, \
                national_id_enc = $17, national_id_index = $18 WHERE id = $1";
-    let done = on_tx!(tx, c => bind_fields!(sqlx::query(sql).bind(id), f)
-        .bind(now)
-        .bind(sealed.map(|s| s.ciphertext.as_str()))
-        .bind(sealed.map(|s| s.index.as_str()))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
+    let mut params = vec![id.into()];
+    params.extend(field_values(f));
+    params.push(now.into());
+    params.extend(sealed_values(sealed));
+    let done = tx.exec(sql, &params).await?;
     if done == 0 {
         return Err(StoreError::NotFound("patient"));
     }

@@ -6,6 +6,7 @@ use rapport_domain::patient::{Visit, VisitFields, VisitKind};
 use rapport_domain::{Money, PatientAggregates};
 
 use crate::bulk::Value;
+use crate::query::{FromAnyRow, Id};
 use crate::{AnyRow, Db, Result, StoreError, Tx, on_read, on_tx};
 
 const COLUMNS: &str = "v.id, v.hospital_id, v.visit_id, v.patient_key, p.patient_id, v.visit_date, \
@@ -36,12 +37,18 @@ fn visit_from_row(r: &impl AnyRow) -> Result<Visit> {
 
 /// The id of a department by name, created when new.
 pub async fn department_id(tx: &mut Tx, hospital_id: i64, name: &str) -> Result<i64> {
-    let r: (i64,) = on_tx!(tx, c => {
-        sqlx::query("INSERT INTO departments (hospital_id, name) VALUES ($1, $2) ON CONFLICT (hospital_id, name) DO NOTHING")
-            .bind(hospital_id).bind(name).execute(&mut *c).await?;
-        sqlx::query_as("SELECT id FROM departments WHERE hospital_id = $1 AND name = $2")
-            .bind(hospital_id).bind(name).fetch_one(&mut *c).await?
-    });
+    let params = [hospital_id.into(), name.into()];
+    tx.exec(
+        "INSERT INTO departments (hospital_id, name) VALUES ($1, $2) ON CONFLICT (hospital_id, name) DO NOTHING",
+        &params,
+    )
+    .await?;
+    let r: Id = tx
+        .fetch_one(
+            "SELECT id FROM departments WHERE hospital_id = $1 AND name = $2",
+            &params,
+        )
+        .await?;
     Ok(r.0)
 }
 
@@ -54,16 +61,24 @@ pub async fn doctor_id(
     name: Option<&str>,
     department_id: Option<i64>,
 ) -> Result<i64> {
-    let r: (i64,) = on_tx!(tx, c => {
-        sqlx::query(
-            "INSERT INTO doctors (hospital_id, code, name, department_id) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (hospital_id, code) DO UPDATE SET name = COALESCE(excluded.name, doctors.name), \
-             department_id = COALESCE(excluded.department_id, doctors.department_id)",
+    tx.exec(
+        "INSERT INTO doctors (hospital_id, code, name, department_id) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (hospital_id, code) DO UPDATE SET name = COALESCE(excluded.name, doctors.name), \
+         department_id = COALESCE(excluded.department_id, doctors.department_id)",
+        &[
+            hospital_id.into(),
+            code.into(),
+            name.into(),
+            department_id.into(),
+        ],
+    )
+    .await?;
+    let r: Id = tx
+        .fetch_one(
+            "SELECT id FROM doctors WHERE hospital_id = $1 AND code = $2",
+            &[hospital_id.into(), code.into()],
         )
-        .bind(hospital_id).bind(code).bind(name).bind(department_id).execute(&mut *c).await?;
-        sqlx::query_as("SELECT id FROM doctors WHERE hospital_id = $1 AND code = $2")
-            .bind(hospital_id).bind(code).fetch_one(&mut *c).await?
-    });
+        .await?;
     Ok(r.0)
 }
 
@@ -236,9 +251,13 @@ pub async fn refresh_aggregates(
     tx: &mut Tx,
     patient_key: i64,
 ) -> Result<Option<PatientAggregates>> {
-    let rows: Vec<(NaiveDate, i64)> = on_tx!(tx, c => sqlx::query_as(
-        "SELECT visit_date, amount FROM visits WHERE patient_key = $1 ORDER BY visit_date")
-        .bind(patient_key).fetch_all(&mut *c).await?);
+    let rows: Vec<DatedAmount> = tx
+        .fetch(
+            "SELECT visit_date, amount FROM visits WHERE patient_key = $1 ORDER BY visit_date",
+            &[patient_key.into()],
+        )
+        .await?;
+    let rows: Vec<(NaiveDate, i64)> = rows.into_iter().map(|r| (r.0, r.1)).collect();
     let agg = if rows.is_empty() {
         None
     } else {
@@ -246,33 +265,35 @@ pub async fn refresh_aggregates(
     };
     match &agg {
         Some(a) => {
-            on_tx!(tx, c => sqlx::query(
+            tx.exec(
                 "INSERT INTO patient_aggregates (patient_key, hospital_id, first_visit, last_visit, visits, visit_days, \
                  monetary, first_day_monetary, months_with_visits, cohort_mask) \
                  SELECT id, hospital_id, $2, $3, $4, $5, $6, $7, $8, $9 FROM patients WHERE id = $1 \
                  ON CONFLICT (patient_key) DO UPDATE SET first_visit = excluded.first_visit, \
                  last_visit = excluded.last_visit, visits = excluded.visits, visit_days = excluded.visit_days, \
                  monetary = excluded.monetary, first_day_monetary = excluded.first_day_monetary, \
-                 months_with_visits = excluded.months_with_visits, cohort_mask = excluded.cohort_mask")
-                .bind(patient_key)
-                .bind(a.first_visit)
-                .bind(a.last_visit)
-                .bind(a.visits)
-                .bind(a.visit_days)
-                .bind(a.monetary)
-                .bind(a.first_day_monetary)
-                .bind(a.months_with_visits)
-                .bind(a.cohort_mask)
-                .execute(&mut *c)
-                .await
-                .map(|_| ()))?;
+                 months_with_visits = excluded.months_with_visits, cohort_mask = excluded.cohort_mask",
+                &[&[patient_key.into()], &crate::patients::aggregate_values(a)[..]].concat(),
+            )
+            .await?;
         }
         None => {
-            on_tx!(tx, c => sqlx::query("DELETE FROM patient_aggregates WHERE patient_key = $1")
-                .bind(patient_key).execute(&mut *c).await.map(|_| ()))?;
+            tx.exec(
+                "DELETE FROM patient_aggregates WHERE patient_key = $1",
+                &[patient_key.into()],
+            )
+            .await?;
         }
     }
     Ok(agg)
+}
+
+struct DatedAmount(NaiveDate, i64);
+
+impl FromAnyRow for DatedAmount {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(DatedAmount(r.col("visit_date")?, r.col("amount")?))
+    }
 }
 
 /// Number of visits (all hospitals).

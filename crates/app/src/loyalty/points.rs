@@ -260,9 +260,10 @@ pub async fn reverse(
     .await
 }
 
-/// Posts one entry in a transaction of its own.
+/// Posts one entry in a transaction of its own (inline on SQLite: see
+/// `Db::begin_inline`).
 pub async fn post(app: &App, actor: &Actor, member_id: i64, draft: Draft) -> Result<Posted> {
-    let mut tx = app.db.begin().await?;
+    let mut tx = app.db.begin_inline().await?;
     let posted = post_in(app, &mut tx, actor, member_id, &draft).await?;
     tx.commit().await?;
     Ok(posted)

@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use rapport_domain::loyalty::ledger::{Actor, Entry, EntryId, EntryKind, LedgerHead, Lot};
 
 use super::{Balance, Member};
+use crate::bulk::Value;
+use crate::query::{FromAnyRow, Id};
 use crate::{AnyRow, Db, Result, StoreError, Tx, on_read, on_tx};
 
 /// An entry as stored.
@@ -53,6 +55,12 @@ pub fn delta_of(e: &Entry) -> i64 {
 const ENTRY_COLUMNS: &str = "id, member_id, seq, kind, points, delta, balance_after, at, expires_at, lot_seq, \
      allow_partial, shortfall, idempotency_key, request_hash, actor_type, actor, reason, source, source_visit, \
      source_campaign, source_referral";
+
+impl FromAnyRow for StoredEntry {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        entry_from_row(r)
+    }
+}
 
 pub(crate) fn entry_from_row(r: &impl AnyRow) -> Result<StoredEntry> {
     let kind: String = r.col("kind")?;
@@ -135,6 +143,15 @@ pub(crate) fn lot_from_row(r: &impl AnyRow) -> Result<(EntryId, Lot)> {
     ))
 }
 
+struct LotRow(EntryId, Lot);
+
+impl FromAnyRow for LotRow {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        let (id, lot) = lot_from_row(r)?;
+        Ok(LotRow(id, lot))
+    }
+}
+
 const LOT_COLUMNS: &str = "seq, created_at, expires_at, original, remaining, earned, reversed_at";
 
 /// The head of a locked member's ledger: its totals from the balance row,
@@ -152,15 +169,17 @@ pub async fn head(
          UNION SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND earned AND created_at > $2 \
          UNION SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND seq = $3"
     );
-    let lots: BTreeMap<EntryId, Lot> = on_tx!(tx, c => {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql))
-            .bind(member.id)
-            .bind(window_from)
-            .bind(also.unwrap_or(-1))
-            .fetch_all(&mut *c)
-            .await?;
-        rows.iter().map(lot_from_row).collect::<Result<_>>()?
-    });
+    let rows: Vec<LotRow> = tx
+        .fetch(
+            &sql,
+            &[
+                member.id.into(),
+                window_from.into(),
+                also.unwrap_or(-1).into(),
+            ],
+        )
+        .await?;
+    let lots: BTreeMap<EntryId, Lot> = rows.into_iter().map(|l| (l.0, l.1)).collect();
     let b = &member.balance;
     Ok(LedgerHead {
         entries: b.entries as u64,
@@ -237,10 +256,7 @@ pub async fn page(
 pub async fn by_seq(tx: &mut Tx, member_id: i64, seq: i64) -> Result<Option<StoredEntry>> {
     let sql =
         format!("SELECT {ENTRY_COLUMNS} FROM loyalty_entries WHERE member_id = $1 AND seq = $2");
-    on_tx!(tx, c => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(member_id).bind(seq).fetch_optional(&mut *c).await? {
-        Some(r) => Ok(Some(entry_from_row(&r)?)),
-        None => Ok(None),
-    })
+    tx.fetch_opt(&sql, &[member_id.into(), seq.into()]).await
 }
 
 /// The earn entries that a visit gave (for reversing them when the visit
@@ -380,75 +396,85 @@ async fn write_one_call(
             Some(_) => {}
         }
     }
-    let sql = match tx.engine() {
-        crate::Engine::Sqlite => stmts.join("; "),
-        crate::Engine::Postgres => {
+    let mut params: Vec<Value> = vec![
+        w.hospital_id.into(),
+        w.member_id.into(),
+        w.seq.into(),
+        kind_code(&e.kind).into(),
+        e.points.into(),
+        delta_of(e).into(),
+        b.available.into(),
+        e.at.into(),
+        expires_at.into(),
+        lot_seq.into(),
+        allow_partial.into(),
+        w.shortfall.into(),
+        (&e.idempotency_key).into(),
+        w.request_hash.into(),
+        actor_type.into(),
+        actor.into(),
+        (&e.reason).into(),
+        (&e.source).into(),
+        w.source_visit.into(),
+        w.source_campaign.into(),
+        w.source_referral.into(),
+        b.available.into(),
+        b.qualifying.into(),
+        b.qualifying_as_of.into(),
+        b.lifetime.into(),
+        t.earned.into(),
+        t.redeemed.into(),
+        t.expired.into(),
+        t.adjusted_in.into(),
+        t.adjusted_out.into(),
+        t.reversed.into(),
+        b.entries.into(),
+        b.last_at.into(),
+    ];
+    for (lot, l, new) in &changed {
+        if *new {
+            params.extend([
+                (lot.0 as i64).into(),
+                l.earned.into(),
+                l.created_at.into(),
+                l.expires_at.into(),
+                l.original.into(),
+                l.remaining.into(),
+                l.reversed_at.into(),
+            ]);
+        } else {
+            params.extend([
+                l.remaining.into(),
+                l.reversed_at.into(),
+                (lot.0 as i64).into(),
+            ]);
+        }
+    }
+    let unique = |e: StoreError| e.on_unique("ledger entry");
+    let id: Id = match tx {
+        // Inline, each statement costs microseconds: run them one by one.
+        Tx::Inline(_) => {
+            let id = tx.fetch_one(&stmts[0], &params).await.map_err(unique)?;
+            for st in &stmts[1..] {
+                tx.exec(st, &params).await.map_err(unique)?;
+            }
+            id
+        }
+        // Through sqlx, every call is a hand-off or a round trip: one call.
+        Tx::Sqlite(_) => tx
+            .fetch_one(&stmts.join("; "), &params)
+            .await
+            .map_err(unique)?,
+        Tx::Postgres(_) => {
             let mut sql = format!("WITH e AS ({})", stmts[0]);
             for (i, st) in stmts.iter().enumerate().skip(1) {
                 sql.push_str(&format!(", s{i} AS ({st})"));
             }
             sql.push_str(" SELECT id FROM e");
-            sql
+            tx.fetch_one(&sql, &params).await.map_err(unique)?
         }
     };
-    let id: i64 = on_tx!(tx, c => {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(w.hospital_id)
-            .bind(w.member_id)
-            .bind(w.seq)
-            .bind(kind_code(&e.kind))
-            .bind(e.points)
-            .bind(delta_of(e))
-            .bind(b.available)
-            .bind(e.at)
-            .bind(expires_at)
-            .bind(lot_seq)
-            .bind(allow_partial)
-            .bind(w.shortfall)
-            .bind(&e.idempotency_key)
-            .bind(w.request_hash)
-            .bind(actor_type)
-            .bind(actor)
-            .bind(&e.reason)
-            .bind(&e.source)
-            .bind(w.source_visit)
-            .bind(w.source_campaign)
-            .bind(w.source_referral)
-            .bind(b.available)
-            .bind(b.qualifying)
-            .bind(b.qualifying_as_of)
-            .bind(b.lifetime)
-            .bind(t.earned)
-            .bind(t.redeemed)
-            .bind(t.expired)
-            .bind(t.adjusted_in)
-            .bind(t.adjusted_out)
-            .bind(t.reversed)
-            .bind(b.entries)
-            .bind(b.last_at);
-        for (lot, l, new) in &changed {
-            q = if *new {
-                q.bind(lot.0 as i64)
-                    .bind(l.earned)
-                    .bind(l.created_at)
-                    .bind(l.expires_at)
-                    .bind(l.original)
-                    .bind(l.remaining)
-                    .bind(l.reversed_at)
-            } else {
-                q.bind(l.remaining).bind(l.reversed_at).bind(lot.0 as i64)
-            };
-        }
-        let rows = q
-            .fetch_all(&mut *c)
-            .await
-            .map_err(|e| StoreError::unique(e, "ledger entry"))?;
-        let row = rows
-            .first()
-            .ok_or_else(|| StoreError::Corrupt("the entry insert returned no id".into()))?;
-        row.col("id")?
-    });
-    Ok(id)
+    Ok(id.0)
 }
 
 fn context_from_row(r: &impl AnyRow) -> Result<WriteContext> {
@@ -475,7 +501,7 @@ pub async fn lock_for_write(
     member_id: i64,
     key: &str,
 ) -> Result<Option<(Member, WriteContext)>> {
-    if let Tx::Sqlite(c) = tx {
+    if tx.engine() == crate::Engine::Sqlite {
         let sql = format!(
             "SELECT {cols}, \
              (SELECT e.seq FROM loyalty_entries e WHERE e.member_id = m.id AND e.idempotency_key = $2) AS prior_seq, \
@@ -488,19 +514,23 @@ pub async fn lock_for_write(
             cols = super::MEMBER_COLUMNS,
             from = super::MEMBER_FROM,
         );
-        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(member_id)
-            .bind(key)
-            .fetch_optional(&mut **c)
-            .await?;
-        return match r {
-            Some(r) => Ok(Some((super::member_from_row(&r)?, context_from_row(&r)?))),
-            None => Ok(None),
-        };
+        let r: Option<MemberContext> = tx.fetch_opt(&sql, &[member_id.into(), key.into()]).await?;
+        return Ok(r.map(|r| (r.0, r.1)));
     }
     let Some(member) = super::lock(tx, member_id).await? else {
         return Ok(None);
     };
     let ctx = write_context(tx, &member, key).await?;
     Ok(Some((member, ctx)))
+}
+
+struct MemberContext(Member, WriteContext);
+
+impl FromAnyRow for MemberContext {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(MemberContext(
+            super::member_from_row(r)?,
+            context_from_row(r)?,
+        ))
+    }
 }

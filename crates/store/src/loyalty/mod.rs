@@ -275,14 +275,26 @@ pub fn change_code(c: TierChange) -> &'static str {
 
 /// Moves a member to `to` and records why.
 pub async fn set_tier(tx: &mut Tx, hospital_id: i64, h: &TierHistoryRow) -> Result<()> {
-    on_tx!(tx, c => {
-        sqlx::query("UPDATE loyalty_members SET tier = $2, updated_at = $3 WHERE id = $1")
-            .bind(h.member_id).bind(&h.to).bind(h.at).execute(&mut *c).await?;
-        sqlx::query("INSERT INTO loyalty_tier_history (hospital_id, member_id, on_date, from_tier, to_tier, change, reason, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(hospital_id).bind(h.member_id).bind(h.on).bind(h.from.as_deref()).bind(&h.to)
-            .bind(&h.change).bind(&h.reason).bind(h.at).execute(&mut *c).await?;
-    });
+    tx.exec(
+        "UPDATE loyalty_members SET tier = $2, updated_at = $3 WHERE id = $1",
+        &[h.member_id.into(), (&h.to).into(), h.at.into()],
+    )
+    .await?;
+    tx.exec(
+        "INSERT INTO loyalty_tier_history (hospital_id, member_id, on_date, from_tier, to_tier, change, reason, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            hospital_id.into(),
+            h.member_id.into(),
+            h.on.into(),
+            h.from.as_deref().into(),
+            (&h.to).into(),
+            (&h.change).into(),
+            (&h.reason).into(),
+            h.at.into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -318,6 +330,12 @@ const CATEGORIES: [(FeeCategory, &str); 5] = [
     (FeeCategory::Hospitalisation, "discount_hospitalisation_bp"),
     (FeeCategory::CheckUp, "discount_check_up_bp"),
 ];
+
+impl crate::query::FromAnyRow for Tier {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        tier_from_row(r)
+    }
+}
 
 fn tier_from_row(r: &impl AnyRow) -> Result<Tier> {
     let mut discounts_bp = Vec::new();
@@ -359,10 +377,7 @@ pub async fn tiers(db: &Db, hospital_id: i64) -> Result<Vec<Tier>> {
 }
 
 pub async fn tiers_tx(tx: &mut Tx, hospital_id: i64) -> Result<Vec<Tier>> {
-    on_tx!(tx, c => {
-        let rows = sqlx::query(TIER_SQL).bind(hospital_id).fetch_all(&mut *c).await?;
-        rows.iter().map(tier_from_row).collect()
-    })
+    tx.fetch(TIER_SQL, &[hospital_id.into()]).await
 }
 
 /// The programme's settings, locked until the transaction ends (taken by

@@ -18,26 +18,10 @@ use rapport_domain::segment::Rule;
 use crate::analytics::scores::StoredScore;
 use crate::bulk::Value;
 use crate::patients::{AGG_COLUMNS, COLUMNS, aggregates_from_row, patient_from_row};
+use crate::query::bind_values;
 use crate::sync::SyncReader;
 use crate::{AnyRow, Db, Engine, Result, StoreError, Tx, on_read, on_tx};
 use sql::{Tables, compile};
-
-/// Binds every value of `params` to a sqlx query, in order.
-macro_rules! bind_values {
-    ($q:expr, $params:expr) => {{
-        let mut q = $q;
-        for v in $params {
-            q = match v {
-                Value::Int(x) => q.bind(*x),
-                Value::Float(x) => q.bind(*x),
-                Value::Text(x) => q.bind(x.as_deref()),
-                Value::Date(x) => q.bind(*x),
-                Value::Time(x) => q.bind(*x),
-            };
-        }
-        q
-    }};
-}
 
 /// A stored segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
