@@ -8,6 +8,7 @@
 //! audit entry, commit. The row lock serialises writers of one member on
 //! PostgreSQL, across processes; SQLite's single writer serialises all.
 
+pub mod earning;
 pub mod jobs;
 pub mod points;
 pub mod tiers;
