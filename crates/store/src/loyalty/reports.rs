@@ -24,13 +24,14 @@ pub async fn tiers_on(db: &Db, hospital_id: i64, on: NaiveDate) -> Result<Vec<(S
 }
 
 /// Points per month (hospital time, UTC+8, as `App::today`) and entry
-/// kind for entries at `[from, to)`: `(YYYY-MM, kind, points, entries)`.
+/// kind for entries at `[from, to)`: `(YYYY-MM, kind, points, the sum of
+/// the signed changes, entries)`.
 pub async fn points_by_month(
     db: &Db,
     hospital_id: i64,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(String, String, i64, i64)>> {
+) -> Result<Vec<(String, String, i64, i64, i64)>> {
     // The month of an instant in hospital time: the engines spell it
     // differently; the rest is the same text.
     let month = match db {
@@ -38,7 +39,7 @@ pub async fn points_by_month(
         Db::Postgres(_) => "to_char((at AT TIME ZONE 'UTC') + INTERVAL '8 hours', 'YYYY-MM')",
     };
     let sql = format!(
-        "SELECT {month} AS month, kind, CAST(SUM(points) AS BIGINT) AS points, COUNT(*) AS entries \
+        "SELECT {month} AS month, kind, CAST(SUM(points) AS BIGINT) AS points, CAST(SUM(delta) AS BIGINT) AS delta, COUNT(*) AS entries \
          FROM loyalty_entries WHERE hospital_id = $1 AND at >= $2 AND at < $3 \
          GROUP BY {month}, kind ORDER BY 1, 2"
     );
