@@ -46,6 +46,13 @@ pub async fn run(app: &App) -> Result<Vec<CheckResult>> {
     }];
     out.push(sealed_ids(app).await?);
     out.push(crate::loyalty::jobs::check_ledgers(app).await?);
+    let (checked, problems) = rapport_store::loyalty::check::reasons(&app.db).await?;
+    out.push(CheckResult {
+        name: "points reasons (visit earns, vouchers)",
+        checked,
+        violations: problems.len() as u64,
+        problems: problems.into_iter().take(MAX_REPORTED).collect(),
+    });
     Ok(out)
 }
 

@@ -39,6 +39,7 @@ use rapport_store::{Tx, bulk, patients as store_patients, visits as store_visits
 use serde::Serialize;
 
 use crate::audit::{self, Actor};
+use crate::loyalty::earning::{ChunkVisit, ImportEarning};
 use crate::{App, AppError};
 
 /// Rows per chunk: large enough that statements are few, small enough
@@ -570,13 +571,14 @@ pub async fn visits(
     sinks: Sinks<'_>,
 ) -> Result<Report, AppError> {
     let mut run = Run::new("visits", file, rows.warnings(), opts, sinks, rows.header())?;
-    let mut tx = app.db.begin_inline().await?;
-    visits_in(app, &mut tx, &mut run, &mut rows).await?;
+    let mut tx = app.db.begin().await?;
+    visits_in(app, actor, &mut tx, &mut run, &mut rows).await?;
     finish(app, tx, run, actor).await
 }
 
 async fn visits_in(
     app: &App,
+    actor: &Actor,
     tx: &mut Tx,
     run: &mut Run<'_>,
     rows: &mut impl Rows<Row = VisitRow>,
@@ -589,10 +591,11 @@ async fn visits_in(
     let mut deferred = store::defer_indexes(tx, "visits").await?;
     let mut refs = Refs::default();
     let mut carry: Option<VisitRow> = None;
+    let mut earning = ImportEarning::new(app, actor);
     loop {
         let (chunk, eof) = next_chunk(rows, run, &mut carry, |r| &r.visit.visit_id)?;
         if !run.failed && !chunk.is_empty() {
-            visit_chunk(
+            let written = visit_chunk(
                 tx,
                 h,
                 &chunk,
@@ -602,6 +605,7 @@ async fn visits_in(
                 &mut deferred,
             )
             .await?;
+            earning.chunk(tx, &written).await?;
         }
         if eof && carry.is_none() {
             break;
@@ -664,9 +668,16 @@ pub async fn fhir(
         .collect();
     let columns = vec!["name", "sex", "birth_date", "phone", "email", "district"];
     let mut run = Run::new("fhir", file, &[], opts, sinks, &[])?;
-    let mut tx = app.db.begin_inline().await?;
+    let mut tx = app.db.begin().await?;
     patients_in(app, &mut tx, &mut run, &mut Listed::new(patients, columns)).await?;
-    visits_in(app, &mut tx, &mut run, &mut Listed::new(visits, Vec::new())).await?;
+    visits_in(
+        app,
+        actor,
+        &mut tx,
+        &mut run,
+        &mut Listed::new(visits, Vec::new()),
+    )
+    .await?;
     finish(app, tx, run, actor).await
 }
 
@@ -719,7 +730,7 @@ async fn visit_chunk(
     refs: &mut Refs,
     report: &mut Report,
     deferred: &mut Vec<String>,
-) -> Result<(), AppError> {
+) -> Result<Vec<ChunkVisit>, AppError> {
     // Patients: known ones (following merges), unknown ones created.
     let mut pids: Vec<String> = chunk.iter().map(|r| r.patient_id.clone()).collect();
     pids.sort_unstable();
@@ -760,6 +771,8 @@ async fn visit_chunk(
         .collect();
     let mut new_rows: Vec<NewVisitRow<'_>> = Vec::new();
     let mut recompute: HashSet<i64> = HashSet::new();
+    // New and changed visits, for the points they earn (`loyalty::earning`).
+    let mut written: Vec<ChunkVisit> = Vec::new();
     for r in chunk {
         let (dept, doctor) = refs.resolve(tx, h, &r.visit).await?;
         let row = NewVisitRow {
@@ -771,8 +784,21 @@ async fn visit_chunk(
             kind: r.visit.kind.as_str(),
             amount: r.visit.amount.minor(),
         };
+        let mut earn = ChunkVisit {
+            visit_id: r.visit.visit_id.clone(),
+            id: None,
+            patient_key: row.patient_key,
+            old_patient_key: None,
+            date: r.visit.visit_date,
+            department: r.visit.department.clone(),
+            kind: r.visit.kind,
+            amount: r.visit.amount,
+        };
         match known.get(&r.visit.visit_id) {
-            None => new_rows.push(row),
+            None => {
+                new_rows.push(row);
+                written.push(earn);
+            }
             Some(k) => {
                 let same = k.patient_key == row.patient_key
                     && k.visit_date == row.visit_date
@@ -787,6 +813,9 @@ async fn visit_chunk(
                     recompute.insert(k.patient_key);
                     recompute.insert(row.patient_key);
                     report.updated += 1;
+                    earn.id = Some(k.id);
+                    earn.old_patient_key = Some(k.patient_key);
+                    written.push(earn);
                 }
             }
         }
@@ -858,7 +887,7 @@ async fn visit_chunk(
     for k in recompute {
         store_visits::refresh_aggregates(tx, k).await?;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Imports running in this process, for the API's progress view.

@@ -1,5 +1,7 @@
 //! Recording, correcting and deleting visits. Every change rewrites the
-//! patient's aggregates in the same transaction, after locking the patient.
+//! patient's aggregates in the same transaction, after locking the patient,
+//! and settles the points the visit earns its patient's membership (and a
+//! referrer's reward) there too (`loyalty::earning`).
 
 use chrono::NaiveDate;
 use rapport_domain::ValidationErrors;
@@ -54,6 +56,7 @@ pub async fn create(
     let key = patient_key(app, &mut tx, patient_id).await?;
     let id = store::insert(&mut tx, app.hospital_id, key, &v, app.now()).await?;
     store::refresh_aggregates(&mut tx, key).await?;
+    crate::loyalty::earning::after_visit_written(app, &mut tx, actor, id).await?;
     finish(app, tx, actor, "visit.create", key, id).await
 }
 
@@ -121,6 +124,7 @@ pub async fn update(
         )
         .await?;
     }
+    crate::loyalty::earning::after_visit_written(app, &mut tx, actor, id).await?;
     finish(app, tx, actor, "visit.update", new_key, id).await
 }
 
@@ -128,6 +132,7 @@ pub async fn delete(app: &App, actor: &Actor, id: i64) -> Result<()> {
     let mut tx = app.db.begin().await?;
     let key = locked_visit(app, &mut tx, id).await?;
     pstore::lock(&mut tx, key).await?;
+    crate::loyalty::earning::before_visit_deleted(app, &mut tx, actor, id).await?;
     store::delete(&mut tx, id).await?;
     store::refresh_aggregates(&mut tx, key).await?;
     audit::record(

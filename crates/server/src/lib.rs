@@ -20,8 +20,8 @@ use axum::{Json, Router, middleware};
 use rapport_app::App;
 use rapport_domain::auth::Permission;
 use routes::{
-    analytics, dashboard, duplicates, imports, members, patients, privacy, segments, session,
-    tokens, users, visits,
+    analytics, dashboard, duplicates, imports, loyalty, members, patients, privacy, segments,
+    session, tokens, users, visits,
 };
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -76,6 +76,7 @@ impl Modify for BearerAuth {
         (name = "users", description = "Staff accounts"),
         (name = "privacy", description = "Consent, data-rights requests and the audit log"),
         (name = "members", description = "Membership, points ledgers and tiers"),
+        (name = "loyalty", description = "Earning rules and campaigns, quotes, rewards and vouchers, referrals, programme settings and reports"),
         (name = "analytics", description = "Figures about the patient base, lifetime value, scores and A/B tests; no personal data"),
         (name = "imports", description = "Files from hospital systems in (CSV, XLSX, FHIR), patient lists out"),
         (name = "segments", description = "Saved segments: rule sets over patients, their counts over time, members and exports"),
@@ -181,6 +182,40 @@ pub fn api(app: &App) -> (Router<App>, utoipa::openapi::OpenApi) {
             LoyaltyManage,
             routes!(members::run_tier_review),
         ))
+        .routes(guarded(app, MembersRead, routes!(loyalty::list_rules)))
+        .routes(guarded(app, LoyaltyManage, routes!(loyalty::create_rule)))
+        .routes(guarded(app, LoyaltyManage, routes!(loyalty::put_rule)))
+        .routes(guarded(app, LoyaltyManage, routes!(loyalty::delete_rule)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::list_campaigns)))
+        .routes(guarded(
+            app,
+            LoyaltyManage,
+            routes!(loyalty::create_campaign),
+        ))
+        .routes(guarded(app, LoyaltyManage, routes!(loyalty::put_campaign)))
+        .routes(guarded(
+            app,
+            LoyaltyManage,
+            routes!(loyalty::delete_campaign),
+        ))
+        .routes(guarded(app, MembersRead, routes!(loyalty::earn_quote)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::visit_earnings)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::price_quote)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::list_rewards)))
+        .routes(guarded(app, LoyaltyManage, routes!(loyalty::put_reward)))
+        .routes(guarded(app, MembersWrite, routes!(loyalty::redeem)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::member_vouchers)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::get_voucher)))
+        .routes(guarded(app, MembersWrite, routes!(loyalty::use_voucher)))
+        .routes(guarded(app, MembersWrite, routes!(loyalty::cancel_voucher)))
+        .routes(guarded(app, MembersWrite, routes!(loyalty::referral_code)))
+        .routes(guarded(app, MembersWrite, routes!(loyalty::invitations)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::funnel)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::get_program)))
+        .routes(guarded(app, LoyaltyManage, routes!(loyalty::put_program)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::liability)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::tiers_report)))
+        .routes(guarded(app, MembersRead, routes!(loyalty::points_report)))
         .split_for_parts();
     error::document_common_problems(&mut doc);
     (router, doc)

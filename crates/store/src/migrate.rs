@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     6 "0006_loyalty",
     7 "0007_segments",
     8 "0008_console",
+    9 "0009_loyalty_rules",
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -8,8 +8,12 @@
 //! audit entry, commit. The row lock serialises writers of one member on
 //! PostgreSQL, across processes; SQLite's single writer serialises all.
 
+pub mod earning;
 pub mod jobs;
 pub mod points;
+pub mod referrals;
+pub mod reports;
+pub mod rewards;
 pub mod tiers;
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
@@ -23,6 +27,8 @@ use crate::patients::{MAX_LIMIT, Page};
 use crate::{App, AppError, Result};
 
 pub use rapport_store::loyalty::ledger::StoredEntry;
+pub use rapport_store::loyalty::rewards::Voucher;
+pub use rapport_store::loyalty::rules::{CampaignRow, Settings, VisitEarn};
 pub use rapport_store::loyalty::{Balance, Tier};
 
 /// The kinds of membership.
@@ -54,6 +60,7 @@ pub async fn enrol(
     actor: &Actor,
     patient_id: &str,
     member_type: Option<&str>,
+    referral_code: Option<&str>,
 ) -> Result<MemberView> {
     let member_type = member_type.unwrap_or("individual");
     if !MEMBER_TYPES.contains(&member_type) {
@@ -76,6 +83,15 @@ pub async fn enrol(
         .first()
         .map(|t| t.def.code.clone())
         .ok_or_else(|| AppError::Internal("no tiers are defined".into()))?;
+    // A referral is checked before anything is written: a refused one
+    // enrols nobody.
+    let referrer = match referral_code {
+        Some(code) => Some((
+            referrals::check_enrolment(app, &mut tx, code, key).await?,
+            code,
+        )),
+        None => None,
+    };
     let now = app.now();
     let today = app.today();
     let (id, card) = store::insert(
@@ -111,6 +127,25 @@ pub async fn enrol(
         },
     )
     .await?;
+    if let Some((referrer, code)) = referrer {
+        rapport_store::loyalty::referrals::insert(
+            &mut tx,
+            app.hospital_id,
+            referrer,
+            code,
+            key,
+            id,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => AppError::Conflict {
+                code: "already_referred",
+                message: "this patient was already referred".into(),
+            },
+            e => e.into(),
+        })?;
+    }
     audit::record(
         app,
         &mut tx,

@@ -162,6 +162,35 @@ pub enum EarnError {
     Overflow,
 }
 
+impl EarnError {
+    /// The field of a rule or campaign definition the refusal is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            EarnError::DuplicateRule(_) | EarnError::DuplicateCampaign(_) => "code",
+            EarnError::AmbiguousRules(..) | EarnError::SamePriority(..) => "priority",
+            EarnError::InvalidCampaign(_, why) => match *why {
+                "ends before it starts" => "ends_at",
+                "negative cap" => "cap_per_member",
+                _ => "effect.value",
+            },
+            EarnError::NegativeAmount(_) => "amount",
+            EarnError::Overflow => "points",
+        }
+    }
+
+    /// A stable code for the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EarnError::DuplicateRule(_) | EarnError::DuplicateCampaign(_) => "duplicate_code",
+            EarnError::AmbiguousRules(..) => "ambiguous_rules",
+            EarnError::SamePriority(..) => "same_priority",
+            EarnError::InvalidCampaign(..) => "invalid_campaign",
+            EarnError::NegativeAmount(_) => "negative_amount",
+            EarnError::Overflow => "overflow",
+        }
+    }
+}
+
 /// Validated base rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleSet {
@@ -169,6 +198,10 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    pub fn rules(&self) -> &[EarnRule] {
+        &self.rules
+    }
+
     pub fn new(rules: Vec<EarnRule>) -> Result<Self, EarnError> {
         for (i, r) in rules.iter().enumerate() {
             for o in &rules[..i] {

@@ -751,7 +751,7 @@ async fn run_case(app: &App, clock: &Clock, case: usize, ops: &[Op]) -> Result<(
             .await
             .unwrap();
         members.push(
-            loyalty::enrol(app, &actor, &pid, None)
+            loyalty::enrol(app, &actor, &pid, None, None)
                 .await
                 .unwrap()
                 .member

@@ -11,6 +11,7 @@ mod console;
 mod import;
 mod import_api;
 mod loyalty;
+mod loyalty_rules;
 mod patients;
 mod privacy;
 mod schema;

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 /// Maps the use cases' errors to this API's stable codes.
-fn problem(e: AppError) -> ApiError {
+pub(crate) fn problem(e: AppError) -> ApiError {
     match e {
         AppError::NotFound("member") => ApiError::new(
             StatusCode::NOT_FOUND,
@@ -51,6 +51,13 @@ pub struct MemberIn {
     pub patient_id: String,
     /// `individual` (default), `family`, `corporate` or `vip_card`.
     pub member_type: Option<String>,
+    /// A member's referral code: the referrer is rewarded after this
+    /// patient's first paid visit. Refused (409) for oneself
+    /// (`referral_self`), someone with the same phone
+    /// (`referral_same_phone`) or household (`referral_same_household`), a
+    /// patient with paid visits already (`referral_not_new_patient`), or
+    /// an inactive referrer (`referrer_inactive`); an unknown code is 422.
+    pub referral_code: Option<String>,
 }
 
 /// An enrolled member.
@@ -119,7 +126,7 @@ impl From<MemberView> for MemberOut {
     responses(
         (status = 201, body = MemberCreated),
         (status = 404, description = "`patient_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`already_member`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_member`; a refused referral (`referral_self`, `referral_same_phone`, `referral_same_household`, `referral_not_new_patient`, `referrer_inactive`): nothing written", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
@@ -127,9 +134,15 @@ pub async fn create(
     who: Who,
     ApiJson(b): ApiJson<MemberIn>,
 ) -> ApiResult<impl IntoResponse> {
-    let v = loyalty::enrol(&app, &who.actor, &b.patient_id, b.member_type.as_deref())
-        .await
-        .map_err(problem)?;
+    let v = loyalty::enrol(
+        &app,
+        &who.actor,
+        &b.patient_id,
+        b.member_type.as_deref(),
+        b.referral_code.as_deref(),
+    )
+    .await
+    .map_err(problem)?;
     let m = v.member;
     Ok((
         StatusCode::CREATED,

@@ -2,6 +2,7 @@ pub mod analytics;
 pub mod dashboard;
 pub mod duplicates;
 pub mod imports;
+pub mod loyalty;
 pub mod members;
 pub mod patients;
 pub mod privacy;

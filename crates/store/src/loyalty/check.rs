@@ -196,3 +196,50 @@ pub async fn ledgers(db: &Db) -> Result<(u64, Vec<LedgerProblem>)> {
     });
     Ok((members, problems))
 }
+
+/// Why points moved, checked against the ledger: every visit earn not
+/// reversed points at an existing visit, every earn entry from a visit
+/// has its explanation with the same points, and every voucher was paid
+/// by a redeem of its points (and a cancelled one refunded by an
+/// adjustment of them). Returns the rows checked and one line per
+/// violation.
+pub async fn reasons(db: &Db) -> Result<(u64, Vec<String>)> {
+    let checks: [(&str, &str); 4] = [
+        (
+            "SELECT e.member_id, e.seq FROM loyalty_visit_earns e WHERE e.reversed_seq IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM visits v WHERE v.id = e.visit_key) ORDER BY 1, 2 LIMIT 100",
+            "earns for a visit that no longer exists and was not reversed",
+        ),
+        (
+            "SELECT n.member_id, n.seq FROM loyalty_entries n LEFT JOIN loyalty_visit_earns e \
+             ON e.member_id = n.member_id AND e.seq = n.seq WHERE n.kind = 'earn' AND n.source_visit IS NOT NULL \
+             AND (e.seq IS NULL OR e.points <> n.points OR e.visit_key <> n.source_visit) ORDER BY 1, 2 LIMIT 100",
+            "is a visit earn without a matching explanation",
+        ),
+        (
+            "SELECT v.member_id, v.redeem_seq FROM loyalty_vouchers v LEFT JOIN loyalty_entries n \
+             ON n.member_id = v.member_id AND n.seq = v.redeem_seq \
+             WHERE n.id IS NULL OR n.kind <> 'redeem' OR n.points <> v.points ORDER BY 1, 2 LIMIT 100",
+            "pays for a voucher but is not a redeem of its points",
+        ),
+        (
+            "SELECT v.member_id, v.id FROM loyalty_vouchers v LEFT JOIN loyalty_entries n \
+             ON n.member_id = v.member_id AND n.seq = v.refund_seq \
+             WHERE (v.status = 'cancelled') <> (v.refund_seq IS NOT NULL) \
+             OR (v.refund_seq IS NOT NULL AND (n.id IS NULL OR n.kind <> 'adjust' OR n.delta <> v.points)) \
+             ORDER BY 1, 2 LIMIT 100",
+            "voucher's cancellation and refund disagree",
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (sql, what) in checks {
+        let rows: Vec<(i64, i64)> = on_read!(db, p => sqlx::query_as(sql).fetch_all(p).await?);
+        for (member, n) in rows {
+            problems.push(format!("member {member}: entry or voucher {n} {what}"));
+        }
+    }
+    let counted: (i64, i64) = on_read!(db, p => sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM loyalty_visit_earns), (SELECT COUNT(*) FROM loyalty_vouchers)")
+        .fetch_one(p).await?);
+    Ok(((counted.0 + counted.1) as u64, problems))
+}

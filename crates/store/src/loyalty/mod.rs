@@ -8,6 +8,10 @@
 
 pub mod check;
 pub mod ledger;
+pub mod referrals;
+pub mod reports;
+pub mod rewards;
+pub mod rules;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rapport_domain::loyalty::FeeCategory;

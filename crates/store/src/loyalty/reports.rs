@@ -1,0 +1,48 @@
+//! Programme figures: the points liability, members per tier at a date
+//! (from the tier history) and points moved per month (from the ledger).
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::{Db, Result, on_read};
+
+/// Members with a balance row and their spendable points in total.
+pub async fn liability(db: &Db, hospital_id: i64) -> Result<(i64, i64)> {
+    let r: (i64, Option<i64>) = on_read!(db, p => sqlx::query_as(
+        "SELECT COUNT(*), CAST(SUM(available) AS BIGINT) FROM loyalty_balances WHERE hospital_id = $1")
+        .bind(hospital_id).fetch_one(p).await?);
+    Ok((r.0, r.1.unwrap_or(0)))
+}
+
+/// Members per tier at the end of `on`: each member's latest tier change
+/// on or before that day. Members who joined later are not counted.
+pub async fn tiers_on(db: &Db, hospital_id: i64, on: NaiveDate) -> Result<Vec<(String, i64)>> {
+    Ok(on_read!(db, p => sqlx::query_as(
+        "SELECT h.to_tier, COUNT(*) FROM loyalty_tier_history h WHERE h.hospital_id = $1 AND h.id = \
+         (SELECT MAX(h2.id) FROM loyalty_tier_history h2 WHERE h2.member_id = h.member_id AND h2.on_date <= $2) \
+         GROUP BY h.to_tier ORDER BY h.to_tier")
+        .bind(hospital_id).bind(on).fetch_all(p).await?))
+}
+
+/// Points per month (hospital time, UTC+8, as `App::today`) and entry
+/// kind for entries at `[from, to)`: `(YYYY-MM, kind, points, the sum of
+/// the signed changes, entries)`.
+pub async fn points_by_month(
+    db: &Db,
+    hospital_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, String, i64, i64, i64)>> {
+    // The month of an instant in hospital time: the engines spell it
+    // differently; the rest is the same text.
+    let month = match db {
+        Db::Sqlite { .. } => "strftime('%Y-%m', at, '+8 hours')",
+        Db::Postgres(_) => "to_char((at AT TIME ZONE 'UTC') + INTERVAL '8 hours', 'YYYY-MM')",
+    };
+    let sql = format!(
+        "SELECT {month} AS month, kind, CAST(SUM(points) AS BIGINT) AS points, CAST(SUM(delta) AS BIGINT) AS delta, COUNT(*) AS entries \
+         FROM loyalty_entries WHERE hospital_id = $1 AND at >= $2 AND at < $3 \
+         GROUP BY {month}, kind ORDER BY 1, 2"
+    );
+    Ok(on_read!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
+        .bind(hospital_id).bind(from).bind(to).fetch_all(p).await?))
+}
