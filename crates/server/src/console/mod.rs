@@ -20,6 +20,7 @@ pub mod dashboard;
 pub mod guard;
 pub mod i18n;
 pub mod login;
+pub mod membership;
 pub mod patients;
 pub mod settings;
 
@@ -72,6 +73,7 @@ impl Page {
 pub static PAGES: &[Page] = &[
     dashboard::PAGE,
     patients::PAGE,
+    membership::PAGE,
     admin::AUDIT_PAGE,
     admin::USERS_PAGE,
     admin::TOKENS_PAGE,
@@ -103,6 +105,9 @@ pub fn router(app: &App) -> Router<App> {
     }
     r.layer(axum::Extension(
         rapport_app::console::DashboardCache::default(),
+    ))
+    .layer(axum::Extension(
+        rapport_app::console::LoyaltyCache::default(),
     ))
 }
 
