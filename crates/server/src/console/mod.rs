@@ -22,6 +22,7 @@ pub mod i18n;
 pub mod login;
 pub mod membership;
 pub mod patients;
+pub mod segments;
 pub mod settings;
 
 use askama::Template;
@@ -74,6 +75,7 @@ pub static PAGES: &[Page] = &[
     dashboard::PAGE,
     patients::PAGE,
     membership::PAGE,
+    segments::PAGE,
     admin::AUDIT_PAGE,
     admin::USERS_PAGE,
     admin::TOKENS_PAGE,
