@@ -325,11 +325,7 @@ pub struct LoyaltyCache {
 impl LoyaltyCache {
     /// Kept figures when fresh, else computed now.
     pub async fn figures(&self, app: &App) -> Result<Arc<LoyaltyFigures>> {
-        if let Some((f, at)) = self
-            .kept
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
+        if let Some((f, at)) = self.kept.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
             && at.elapsed() < LOYALTY_FRESH
         {
             return Ok(f.clone());

@@ -410,8 +410,7 @@ async fn enrol(
     }
     let tr = staff.tr;
     let member_type = Some(f.member_type.trim()).filter(|s| !s.is_empty());
-    let error = match loyalty::enrol(&app, &staff.actor(), f.patient_id.trim(), member_type).await
-    {
+    let error = match loyalty::enrol(&app, &staff.actor(), f.patient_id.trim(), member_type).await {
         Ok(v) => {
             cache.clear();
             return Ok(Redirect::to(&format!(
@@ -425,11 +424,11 @@ async fn enrol(
             code: "already_member",
             ..
         }) => tr.t("member-error-already"),
-        Err(AppError::Validation(v)) => v
-            .0
-            .first()
-            .map(|e| super::field_error(tr, e).1)
-            .unwrap_or_default(),
+        Err(AppError::Validation(v)) => {
+            v.0.first()
+                .map(|e| super::field_error(tr, e).1)
+                .unwrap_or_default()
+        }
         Err(e) => return Err(PageError::from_app(&staff, e)),
     };
     if let Ok(key) = f.from_patient.parse::<i64>() {
@@ -521,7 +520,9 @@ pub enum Membership {
     /// The role may not read memberships.
     Hidden,
     /// Not a member; `can_enrol` when the reader may enrol them.
-    None { can_enrol: bool },
+    None {
+        can_enrol: bool,
+    },
     Member(Box<MemberCard>),
 }
 
@@ -688,7 +689,10 @@ fn parse_points(s: &str) -> Option<i64> {
         .collect();
     let (neg, digits) = match digits.strip_prefix('-') {
         Some(d) => (true, d.to_string()),
-        None => (false, digits.strip_prefix('+').unwrap_or(&digits).to_string()),
+        None => (
+            false,
+            digits.strip_prefix('+').unwrap_or(&digits).to_string(),
+        ),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 12 {
         return None;
@@ -726,7 +730,10 @@ fn refusal(tr: Tr, e: AppError, available: Option<i64>) -> Result<(StatusCode, S
         AppError::Conflict {
             code: "idempotency_key_reused",
             ..
-        } => (StatusCode::UNPROCESSABLE_ENTITY, tr.t("member-error-key-reused")),
+        } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            tr.t("member-error-key-reused"),
+        ),
         AppError::Validation(v) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             v.0.iter()
@@ -782,7 +789,10 @@ async fn points_form(
                 "earned"
             };
             let tier = if p.new_tier.is_some() { "&tier=up" } else { "" };
-            Ok(Redirect::to(&format!("/patients/{key}?done={done}{tier}#membership")).into_response())
+            Ok(
+                Redirect::to(&format!("/patients/{key}?done={done}{tier}#membership"))
+                    .into_response(),
+            )
         }
         Err(e) => {
             let available = loyalty::get(&app, member_id)
@@ -1016,11 +1026,7 @@ async fn render_tiers(
                         (
                             key.to_string(),
                             tr.t(&format!("fee-{key}")),
-                            if bp == 0 {
-                                String::new()
-                            } else {
-                                bp_text(bp)
-                            },
+                            if bp == 0 { String::new() } else { bp_text(bp) },
                         )
                     })
                     .collect(),
@@ -1047,8 +1053,13 @@ async fn render_tiers(
         })
         .collect();
     let page = TiersPage {
-        l: Layout::for_staff(staff, PAGE.id, tr.t("membership-tab-tiers"), "/membership/tiers")
-            .with_notice(notice),
+        l: Layout::for_staff(
+            staff,
+            PAGE.id,
+            tr.t("membership-tab-tiers"),
+            "/membership/tiers",
+        )
+        .with_notice(notice),
         tabs: tabs(staff, "tiers"),
         chart: super::charts::hbars(tr, "svg-tiers", &tr.t("chart-tiers-title"), &bars),
         tiers: views,
@@ -1088,7 +1099,10 @@ async fn save_tiers(
         if let Some(name) = field(i, "name") {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 50 {
-                errors.push((format!("t{i}_name"), format!("{label}: {}", tr.t("tiers-error-name"))));
+                errors.push((
+                    format!("t{i}_name"),
+                    format!("{label}: {}", tr.t("tiers-error-name")),
+                ));
             } else {
                 tier.name = name.to_string();
             }
@@ -1132,18 +1146,17 @@ async fn save_tiers(
                 .into_response());
             }
             Err(AppError::Validation(v)) => {
-                errors = v
-                    .0
-                    .iter()
-                    .map(|e| {
-                        let (f, m) = super::field_error(tr, e);
-                        if e.code == "invalid_tiers" {
-                            (f, tr.t("tiers-error-order"))
-                        } else {
-                            (f, m)
-                        }
-                    })
-                    .collect();
+                errors =
+                    v.0.iter()
+                        .map(|e| {
+                            let (f, m) = super::field_error(tr, e);
+                            if e.code == "invalid_tiers" {
+                                (f, tr.t("tiers-error-order"))
+                            } else {
+                                (f, m)
+                            }
+                        })
+                        .collect();
             }
             Err(e) => return Err(PageError::from_app(&staff, e)),
         }

@@ -17,8 +17,10 @@ pub mod admin;
 pub mod assets;
 pub mod charts;
 pub mod dashboard;
+pub mod duplicates;
 pub mod guard;
 pub mod i18n;
+pub mod imports;
 pub mod login;
 pub mod membership;
 pub mod patients;
@@ -76,6 +78,8 @@ pub static PAGES: &[Page] = &[
     patients::PAGE,
     membership::PAGE,
     segments::PAGE,
+    duplicates::PAGE,
+    imports::PAGE,
     admin::AUDIT_PAGE,
     admin::USERS_PAGE,
     admin::TOKENS_PAGE,

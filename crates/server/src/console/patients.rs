@@ -21,8 +21,8 @@ use rapport_domain::patient::{Channel, VisitInput, VisitKind};
 use serde::Deserialize;
 
 use super::guard::url_escape;
-use super::membership::MemberFormState;
 use super::i18n::Tr;
+use super::membership::MemberFormState;
 use super::{Layout, Page, PageError, PageResult, Section, Staff, html};
 
 pub const PAGE: Page = Page {

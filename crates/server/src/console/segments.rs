@@ -158,12 +158,7 @@ const MAX_CONDS: usize = 20;
 impl BuilderForm {
     /// Reads the posted fields: `top`, `gI_op`, `gI_cJ_field|op|value`.
     pub fn from_pairs(pairs: &[(String, String)]) -> BuilderForm {
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.clone())
-        };
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let mut groups = Vec::new();
         for g in 0..MAX_GROUPS {
             let mut conds = Vec::new();
@@ -343,11 +338,7 @@ fn cond_form(c: &rapport_domain::segment::Condition) -> CondForm {
 fn parse_form(tr: Tr, f: &BuilderForm) -> Result<Rule, Vec<String>> {
     let (json, paths) = f.to_json();
     segments::parse_rules(&json).map_err(|e| match e {
-        AppError::Validation(v) => v
-            .0
-            .iter()
-            .map(|e| rule_error(tr, e, &paths))
-            .collect(),
+        AppError::Validation(v) => v.0.iter().map(|e| rule_error(tr, e, &paths)).collect(),
         other => vec![other.to_string()],
     })
 }
@@ -824,8 +815,9 @@ async fn build(
                     if let Err(e) = segments::record_count(&app, s.row.id, Reason::Request).await {
                         tracing::warn!(error = %e, "could not record a segment's count");
                     }
-                    return Ok(Redirect::to(&format!("/segments/{}?done=saved", s.row.id))
-                        .into_response());
+                    return Ok(
+                        Redirect::to(&format!("/segments/{}?done=saved", s.row.id)).into_response()
+                    );
                 }
                 Err(AppError::Conflict {
                     code: "segment_exists",
@@ -989,10 +981,7 @@ mod tests {
     fn operator_labels_exist() {
         for (_, op) in Op::ALL {
             let key = op_key(*op);
-            assert!(
-                Tr::new(super::super::i18n::Locale::En).has(&key),
-                "{key}"
-            );
+            assert!(Tr::new(super::super::i18n::Locale::En).has(&key), "{key}");
         }
         for f in all_fields() {
             if !matches!(f, Field::Consent(..)) {
