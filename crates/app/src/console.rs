@@ -316,10 +316,13 @@ pub struct LoyaltyFigures {
 /// liability), so pages do not pay that on every render.
 pub const LOYALTY_FRESH: Duration = Duration::from_secs(60);
 
+/// Figures and when they were computed.
+type KeptLoyalty = Option<(Arc<LoyaltyFigures>, Instant)>;
+
 /// The membership figures, kept for [`LOYALTY_FRESH`]. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct LoyaltyCache {
-    kept: Arc<Mutex<Option<(Arc<LoyaltyFigures>, Instant)>>>,
+    kept: Arc<Mutex<KeptLoyalty>>,
 }
 
 impl LoyaltyCache {

@@ -932,7 +932,7 @@ const PERKS: [&str; 4] = [
 
 /// Basis points as a percentage for a form (`500` → `5`, `250` → `2.5`).
 fn bp_text(bp: u32) -> String {
-    if bp % 100 == 0 {
+    if bp.is_multiple_of(100) {
         (bp / 100).to_string()
     } else {
         let s = format!("{}.{:02}", bp / 100, bp % 100);
