@@ -76,7 +76,7 @@ pub struct DuplicatesPage {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct ListParams {
+pub struct DuplicateListParams {
     after: Option<i64>,
     done: Option<String>,
 }
@@ -136,7 +136,7 @@ fn side(staff: &Staff, r: Option<&ListRow>, id: i64, other: Option<&ListRow>) ->
 async fn render(
     app: &App,
     staff: &Staff,
-    p: &ListParams,
+    p: &DuplicateListParams,
     status: StatusCode,
     notice: Option<String>,
     errors: Vec<(String, String)>,
@@ -191,7 +191,11 @@ async fn render(
     Ok(html(status, &page))
 }
 
-async fn list(State(app): State<App>, staff: Staff, Query(p): Query<ListParams>) -> PageResult {
+async fn list(
+    State(app): State<App>,
+    staff: Staff,
+    Query(p): Query<DuplicateListParams>,
+) -> PageResult {
     let notice = match p.done.as_deref() {
         Some("dismissed") => Some(staff.tr.t("dup-dismissed")),
         Some("merged") => Some(staff.tr.t("dup-merged")),
@@ -234,7 +238,7 @@ async fn dismiss(State(app): State<App>, staff: Staff, Path(id): Path<String>) -
             render(
                 &app,
                 &staff,
-                &ListParams::default(),
+                &DuplicateListParams::default(),
                 status,
                 None,
                 vec![(format!("pair-{id}"), m)],
@@ -273,7 +277,7 @@ async fn merge(
         return render(
             &app,
             &staff,
-            &ListParams::default(),
+            &DuplicateListParams::default(),
             StatusCode::CONFLICT,
             None,
             vec![(format!("pair-{id}"), m)],
@@ -298,7 +302,7 @@ async fn merge(
             render(
                 &app,
                 &staff,
-                &ListParams::default(),
+                &DuplicateListParams::default(),
                 status,
                 None,
                 vec![(format!("pair-{id}"), m)],

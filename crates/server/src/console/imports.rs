@@ -88,7 +88,7 @@ fn row(tr: Tr, v: &ImportView) -> ImportRow {
 
 #[derive(Template)]
 #[template(path = "console/imports.html")]
-pub struct ListPage {
+pub struct ImportsListPage {
     pub l: Layout,
     pub rows: Vec<ImportRow>,
 }
@@ -100,7 +100,7 @@ async fn list(State(app): State<App>, staff: Staff) -> PageResult {
         .map_err(|e| PageError::from_app(&staff, e))?;
     Ok(html(
         StatusCode::OK,
-        &ListPage {
+        &ImportsListPage {
             l: Layout::for_staff(&staff, PAGE.id, tr.t(PAGE.title), PAGE.path),
             rows: all.iter().map(|v| row(tr, v)).collect(),
         },
@@ -108,7 +108,7 @@ async fn list(State(app): State<App>, staff: Staff) -> PageResult {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct UploadParams {
+pub struct ConsoleUploadParams {
     #[serde(default)]
     kind: String,
     #[serde(default)]
@@ -153,7 +153,7 @@ async fn save(body: Body, path: &std::path::Path) -> Result<u64, StatusCode> {
 async fn upload(
     State(app): State<App>,
     staff: Staff,
-    Query(q): Query<UploadParams>,
+    Query(q): Query<ConsoleUploadParams>,
     body: Body,
 ) -> Response {
     let tr = staff.tr;

@@ -174,7 +174,7 @@ pub fn new_key() -> String {
 // ---------------------------------------------------------------- list
 
 #[derive(Debug, Default, Deserialize)]
-pub struct MemberListParams {
+pub struct MemberFilterParams {
     q: Option<String>,
     tier: Option<String>,
     status: Option<String>,
@@ -202,7 +202,7 @@ pub struct MemberRowView {
     pub joined: String,
 }
 
-pub struct Choice {
+pub struct FilterChoice {
     pub code: String,
     pub label: String,
     pub selected: bool,
@@ -214,9 +214,9 @@ pub struct MembersPage {
     pub l: Layout,
     pub tabs: Vec<Tab>,
     pub q: String,
-    pub tiers: Vec<Choice>,
-    pub statuses: Vec<Choice>,
-    pub member_types: Vec<Choice>,
+    pub tiers: Vec<FilterChoice>,
+    pub statuses: Vec<FilterChoice>,
+    pub member_types: Vec<FilterChoice>,
     pub rows: Vec<MemberRowView>,
     pub searching: bool,
     pub next: Option<String>,
@@ -267,7 +267,7 @@ async fn members(
     State(app): State<App>,
     Extension(cache): Extension<LoyaltyCache>,
     staff: Staff,
-    Query(p): Query<MemberListParams>,
+    Query(p): Query<MemberFilterParams>,
 ) -> PageResult {
     let notice = match p.done.as_deref() {
         Some("enrolled") => Some(staff.tr.t("member-enrolled")),
@@ -294,7 +294,7 @@ async fn render_members(
     app: &App,
     cache: &LoyaltyCache,
     staff: &Staff,
-    p: &MemberListParams,
+    p: &MemberFilterParams,
     status: StatusCode,
     notice: Option<String>,
     enrol_patient: String,
@@ -351,7 +351,7 @@ async fn render_members(
         q: q.clone().unwrap_or_default(),
         tiers: all
             .iter()
-            .map(|t| Choice {
+            .map(|t| FilterChoice {
                 code: t.def.code.clone(),
                 label: tier_label(tr, &t.def.code, &t.name),
                 selected: tier.as_deref() == Some(t.def.code.as_str()),
@@ -359,7 +359,7 @@ async fn render_members(
             .collect(),
         statuses: STATUSES
             .iter()
-            .map(|s| Choice {
+            .map(|s| FilterChoice {
                 code: (*s).to_string(),
                 label: status_label(tr, s),
                 selected: st.as_deref() == Some(*s),
@@ -367,7 +367,7 @@ async fn render_members(
             .collect(),
         member_types: MEMBER_TYPES
             .iter()
-            .map(|s| Choice {
+            .map(|s| FilterChoice {
                 code: (*s).to_string(),
                 label: tr.t(&format!("member-type-{}", s.replace('_', "-"))),
                 selected: *s == "individual",
@@ -448,7 +448,7 @@ async fn enrol(
         &app,
         &cache,
         &staff,
-        &MemberListParams::default(),
+        &MemberFilterParams::default(),
         StatusCode::UNPROCESSABLE_ENTITY,
         None,
         f.patient_id,

@@ -60,7 +60,7 @@ pub struct SegmentRowView {
 
 #[derive(Template)]
 #[template(path = "console/segments.html")]
-pub struct ListPage {
+pub struct SegmentsListPage {
     pub l: Layout,
     pub rows: Vec<SegmentRowView>,
     pub can_manage: bool,
@@ -92,7 +92,7 @@ async fn list(State(app): State<App>, staff: Staff) -> PageResult {
         .collect();
     Ok(html(
         StatusCode::OK,
-        &ListPage {
+        &SegmentsListPage {
             l: Layout::for_staff(&staff, PAGE.id, tr.t(PAGE.title), PAGE.path),
             rows,
             can_manage: staff.may(Permission::SegmentsManage),
