@@ -100,6 +100,9 @@
     };
     var soon = function () { window.clearTimeout(wait); wait = window.setTimeout(recount, 250); };
     builder.addEventListener("input", soon);
+    // Pages draw without counting (a count can take a while on a large
+    // hospital); the count follows at once.
+    recount();
     builder.addEventListener("change", function (e) {
       // A new field takes other operators and values: redraw the form.
       if (e.target.hasAttribute("data-seg-field")) {

@@ -678,20 +678,17 @@ async fn count_text(app: &App, tr: Tr, f: &BuilderForm) -> Result<(String, Vec<S
     }
 }
 
+/// A new segment: the page draws at once; the script counts it.
 async fn new(State(app): State<App>, staff: Staff) -> PageResult {
-    let f = BuilderForm::default();
-    let (count, errors) = count_text(&app, staff.tr, &f)
-        .await
-        .map_err(|e| PageError::from_app(&staff, e))?;
     render_builder(
         &app,
         &staff,
         StatusCode::OK,
         None,
-        &f,
+        &BuilderForm::default(),
         Extra {
-            count,
-            errors,
+            count: "–".into(),
+            errors: Vec::new(),
             too_deep: false,
             rules_json: String::new(),
         },
@@ -717,9 +714,6 @@ async fn show(
     let s = segments::get(&app, id)
         .await
         .map_err(|e| PageError::from_app(&staff, e))?;
-    let (n_now, _) = segments::count_rules(&app, &s.rules)
-        .await
-        .map_err(|e| PageError::from_app(&staff, e))?;
     let (mut f, too_deep) = match BuilderForm::from_rule(&s.rules) {
         Some(f) => (f, false),
         None => (BuilderForm::default(), true),
@@ -739,7 +733,12 @@ async fn show(
         notice,
         &f,
         Extra {
-            count: tr.count("patients-count", n_now),
+            // The last recorded size draws at once; the script counts now.
+            count: s
+                .latest
+                .as_ref()
+                .map(|c| tr.count("patients-count", c.patients))
+                .unwrap_or_else(|| "–".into()),
             errors: Vec::new(),
             too_deep,
             rules_json: if too_deep {
