@@ -266,3 +266,88 @@ pub fn months_back(d: NaiveDate, months: u32) -> NaiveDate {
     let m0 = d.year() * 12 + d.month0() as i32 - months as i32;
     NaiveDate::from_ymd_opt(m0.div_euclid(12), m0.rem_euclid(12) as u32 + 1, 1).unwrap_or(d)
 }
+
+/// List rows of a few patients by platform id (members, duplicate pairs),
+/// in the order of `ids`; unknown ids are left out.
+pub async fn patient_rows(app: &App, ids: &[i64]) -> Result<Vec<ListRow>> {
+    let mut rows = store::rows_by_ids(&app.db, app.hospital_id, ids).await?;
+    rows.sort_by_key(|r| ids.iter().position(|i| *i == r.id).unwrap_or(usize::MAX));
+    Ok(rows)
+}
+
+pub use rapport_store::loyalty::Member;
+
+/// Members found by the membership list's search box: the card number
+/// exactly (its check digit must match), else the members among the
+/// patients the patient search finds.
+pub async fn find_members(app: &App, text: &str, limit: i64) -> Result<Vec<Member>> {
+    let text = text.trim();
+    let digits = text.replace([' ', '-'], "");
+    if digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let id: i64 = digits[2..11].parse().unwrap_or(0);
+        if rapport_store::loyalty::card_number(app.hospital_id, id) == digits
+            && let Ok(v) = crate::loyalty::get(app, id).await
+        {
+            return Ok(vec![v.member]);
+        }
+    }
+    let (patients, _) = search(app, text, limit).await?;
+    let mut out = Vec::new();
+    for p in patients {
+        if let Some(v) = crate::loyalty::of_patient(app, p.id).await? {
+            out.push(v.member);
+        }
+    }
+    Ok(out)
+}
+
+/// The membership figures of the dashboard and the tiers page.
+#[derive(Debug, Clone, Default)]
+pub struct LoyaltyFigures {
+    /// Members per tier code.
+    pub per_tier: Vec<(String, i64)>,
+    /// Spendable points of every member (the points liability).
+    pub liability: i64,
+    pub computed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// How long the membership figures are kept: they read every member's
+/// row (members per tier through the tier index, the balances for the
+/// liability), so pages do not pay that on every render.
+pub const LOYALTY_FRESH: Duration = Duration::from_secs(60);
+
+/// Figures and when they were computed.
+type KeptLoyalty = Option<(Arc<LoyaltyFigures>, Instant)>;
+
+/// The membership figures, kept for [`LOYALTY_FRESH`]. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct LoyaltyCache {
+    kept: Arc<Mutex<KeptLoyalty>>,
+}
+
+impl LoyaltyCache {
+    /// Kept figures when fresh, else computed now.
+    pub async fn figures(&self, app: &App) -> Result<Arc<LoyaltyFigures>> {
+        if let Some((f, at)) = self.kept.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && at.elapsed() < LOYALTY_FRESH
+        {
+            return Ok(f.clone());
+        }
+        let (per_tier, liability) = tokio::join!(
+            rapport_store::loyalty::count_by_tier(&app.db, app.hospital_id),
+            rapport_store::loyalty::ledger::liability(&app.db, app.hospital_id),
+        );
+        let f = Arc::new(LoyaltyFigures {
+            per_tier: per_tier?,
+            liability: liability?,
+            computed_at: app.now(),
+        });
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((f.clone(), Instant::now()));
+        Ok(f)
+    }
+
+    /// Forgets the kept figures (after a change the reader should see).
+    pub fn clear(&self) {
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}

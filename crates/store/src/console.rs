@@ -324,3 +324,29 @@ pub async fn window_totals(
     }
     Ok(out)
 }
+
+/// List rows of the patients `ids` of the hospital (one statement through
+/// the primary key; the ids are integers written into the text), in no
+/// particular order. For pages that show a few patients beside other
+/// records (members, duplicate pairs).
+pub async fn rows_by_ids(db: &Db, hospital_id: i64, ids: &[i64]) -> Result<Vec<ListRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = ids.iter().take(500).map(i64::to_string).collect();
+    let cond = format!("p.id IN ({})", list.join(", "));
+    let sql = format!(
+        "SELECT p.id, p.patient_id, p.name, p.sex, p.birth_year, p.birth_date, p.phone, p.erased_at, \
+         a.last_visit, a.visits, a.monetary, s.segment, s.churn_risk \
+         FROM patients p LEFT JOIN patient_aggregates a ON a.patient_key = p.id \
+         LEFT JOIN patient_scores s ON s.patient_key = p.id \
+         WHERE p.hospital_id = $1 AND {cond}"
+    );
+    if let Db::Sqlite { sync, .. } = db {
+        return sync.query(&sql, &[hospital_id.into()], |r| list_row(r));
+    }
+    on_read!(db, pool => {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id).fetch_all(pool).await?;
+        rows.iter().map(list_row).collect()
+    })
+}

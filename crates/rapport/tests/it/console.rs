@@ -10,6 +10,7 @@ both_engines!(
     pages_need_a_login_and_the_role_s_permission,
     forms_need_the_csrf_token_and_record_visits,
     each_user_s_language_is_stored,
+    membership_forms_apply_once_and_new_pages_follow_roles,
 );
 
 const PW: &str = "correct horse battery";
@@ -268,4 +269,115 @@ async fn each_user_s_language_is_stored(engine: Engine) {
     assert_eq!(s, 303);
     let (_, page) = get(&t, &cookie, "/patients", "en").await;
     assert!(page.contains("<html lang=\"en\">"));
+}
+
+async fn membership_forms_apply_once_and_new_pages_follow_roles(engine: Engine) {
+    let Some(t) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let id = t.patient("P001", "Li Na").await;
+    let desk = login(&t, "desk", "membership_desk").await;
+    let (_, page) = get(&t, &desk, &format!("/patients/{id}"), "en").await;
+    assert!(page.contains("id=\"enrol-form\""), "the desk may enrol");
+    let csrf = csrf_of(&page);
+    let (s, _, location) = post(
+        &t,
+        &desk,
+        "/membership/enrol",
+        &format!("csrf_token={csrf}&patient_id=P001&from_patient={id}"),
+        true,
+    )
+    .await;
+    assert_eq!(
+        (s, location.as_str()),
+        (303, &*format!("/patients/{id}?done=enrolled#membership"))
+    );
+    let member = rapport_app::loyalty::of_patient(&t.app, id)
+        .await
+        .unwrap()
+        .expect("a member");
+    let path = format!("/membership/members/{}/points", member.member.id);
+    let form = |kind: &str, points: &str, key: &str| {
+        format!("csrf_token={csrf}&kind={kind}&points={points}&reason=desk&idempotency_key={key}")
+    };
+    // The same form twice (a double click): one entry.
+    for _ in 0..2 {
+        let (s, _, _) = post(&t, &desk, &path, &form("earn", "1%2C200", "k-1"), true).await;
+        assert_eq!(s, 303);
+    }
+    let balance = |t: &TestApp| {
+        let app = t.app.clone();
+        async move {
+            rapport_app::loyalty::of_patient(&app, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .member
+                .balance
+                .available
+        }
+    };
+    assert_eq!(balance(&t).await, 1200);
+    // An overdraft is a 409 explained on the page, and changes nothing.
+    let (s, page, _) = post(&t, &desk, &path, &form("redeem", "5000", "k-2"), true).await;
+    assert_eq!(s, 409);
+    assert!(
+        page.contains("Not enough points: only 1,200 available"),
+        "{page}"
+    );
+    assert_eq!(balance(&t).await, 1200);
+    let (_, page) = get(&t, &desk, &format!("/patients/{id}"), "en").await;
+    assert!(page.contains(">Silver<"), "upgraded at once");
+    // The desk may not adjust (loyalty:manage).
+    let (s, _, _) = post(
+        &t,
+        &desk,
+        &format!("/membership/members/{}/adjust", member.member.id),
+        &format!("csrf_token={csrf}&delta=50&reason=x&idempotency_key=k-3"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 403);
+    // Pages by role: the analyst sees segments, not members, imports or
+    // duplicates; the desk sees members but not segments or imports.
+    let analyst = login(&t, "numbers", "analyst").await;
+    for (path, want) in [
+        ("/segments", 200),
+        ("/segments/new", 200),
+        ("/membership", 403),
+        ("/imports", 403),
+        ("/duplicates", 403),
+    ] {
+        assert_eq!(
+            get(&t, &analyst, path, "en").await.0,
+            want,
+            "analyst {path}"
+        );
+    }
+    for (path, want) in [
+        ("/membership", 200),
+        ("/membership/tiers", 200),
+        ("/membership/rewards", 200),
+        ("/duplicates", 200),
+        ("/segments", 403),
+        ("/imports", 403),
+    ] {
+        assert_eq!(get(&t, &desk, path, "en").await.0, want, "desk {path}");
+    }
+    let (_, page) = get(&t, &desk, "/membership", "en").await;
+    assert!(page.contains("P001") && page.contains("Li Na"));
+    // The builder's live count.
+    let (_, page) = get(&t, &analyst, "/segments/new", "en").await;
+    let csrf = csrf_of(&page);
+    let (s, body, _) = post(
+        &t,
+        &analyst,
+        "/segments/count",
+        &format!("csrf_token={csrf}&top=all&g0_c0_field=sex&g0_c0_op=is_not_null&g0_c0_value="),
+        true,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert!(v["n"].is_number(), "{v}");
 }

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use rapport_analytics::Segment;
 use rapport_app::App;
-use rapport_app::console::{DashboardCache, DashboardFigures, Kpi, PERIOD_DAYS};
+use rapport_app::console::{DashboardCache, DashboardFigures, Kpi, LoyaltyCache, PERIOD_DAYS};
 use rapport_domain::auth::Permission;
 
 use super::charts::{self, CohortLine, HBar, MonthBar};
@@ -64,6 +64,10 @@ pub struct DashboardPage {
     pub top20: String,
     pub gini: String,
     pub empty: bool,
+    /// Members per tier (empty for roles without `members:read`).
+    pub members_chart: String,
+    pub liability: String,
+    pub members_total: String,
 }
 
 fn change(tr: Tr, cur: f64, prev: f64) -> (String, &'static str) {
@@ -218,6 +222,9 @@ pub fn view(staff: &Staff, f: &DashboardFigures) -> DashboardPage {
         top20: tr.pct(f.analysis.top20_share, 1),
         gini: tr.dec(f.analysis.gini, 2),
         empty: f.analysis.active_patients == 0,
+        members_chart: String::new(),
+        liability: String::new(),
+        members_total: String::new(),
         l,
     }
 }
@@ -225,11 +232,47 @@ pub fn view(staff: &Staff, f: &DashboardFigures) -> DashboardPage {
 async fn show(
     State(app): State<App>,
     Extension(cache): Extension<DashboardCache>,
+    Extension(loyalty): Extension<LoyaltyCache>,
     staff: Staff,
 ) -> PageResult {
     let f = cache
         .figures(&app)
         .await
         .map_err(|e| PageError::from_app(&staff, e))?;
-    Ok(html(StatusCode::OK, &view(&staff, &f)))
+    let mut page = view(&staff, &f);
+    if staff.may(Permission::MembersRead) {
+        let tr = staff.tr;
+        let err = |e| PageError::from_app(&staff, e);
+        let (m, tiers) = tokio::join!(
+            loyalty.figures(&app),
+            rapport_app::loyalty::tiers::list(&app)
+        );
+        let (m, tiers) = (m.map_err(err)?, tiers.map_err(err)?);
+        let total: i64 = m.per_tier.iter().map(|(_, n)| *n).sum();
+        let bars: Vec<HBar> = tiers
+            .iter()
+            .map(|t| {
+                let n = m
+                    .per_tier
+                    .iter()
+                    .find(|(c, _)| *c == t.def.code)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0);
+                HBar {
+                    label: super::membership::tier_label(tr, &t.def.code, &t.name),
+                    value: n.max(0) as u64,
+                    class: format!("tier-bar tier-{}", t.def.rank.min(5)),
+                    note: if total > 0 {
+                        tr.pct(n as f64 / total as f64, 1)
+                    } else {
+                        String::new()
+                    },
+                }
+            })
+            .collect();
+        page.members_chart = charts::hbars(tr, "svg-tiers", &tr.t("chart-tiers-title"), &bars);
+        page.liability = tr.count("points-count", m.liability);
+        page.members_total = tr.count("members-count", total);
+    }
+    Ok(html(StatusCode::OK, &page))
 }

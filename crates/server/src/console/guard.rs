@@ -252,34 +252,39 @@ pub async fn guard(
                 "error-csrf-text",
             );
         }
-        let (parts, body) = req.into_parts();
-        let bytes: Bytes = match axum::body::to_bytes(body, FORM_LIMIT).await {
-            Ok(b) => b,
-            Err(_) => {
-                return refused(
-                    locale,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "error-too-large-title",
-                    "error-too-large-text",
-                );
-            }
-        };
-        let token = parts
-            .headers
+        // A script's request proves itself in a header, and its body is
+        // left to the handler (a file upload streams); a form's token is
+        // a field of its body, read here up to the form limit.
+        let header_ok = req
+            .headers()
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| form_field(&bytes, CSRF_FIELD));
-        if !token.is_some_and(|t| session.csrf_matches(&t)) {
-            tracing::warn!(login = %staff.principal.name, path = %parts.uri.path(), "console form without a valid CSRF token refused");
-            return refused(
-                locale,
-                StatusCode::FORBIDDEN,
-                "error-csrf-title",
-                "error-csrf-text",
-            );
+            .is_some_and(|t| session.csrf_matches(t));
+        if !header_ok {
+            let (parts, body) = req.into_parts();
+            let bytes: Bytes = match axum::body::to_bytes(body, FORM_LIMIT).await {
+                Ok(b) => b,
+                Err(_) => {
+                    return refused(
+                        locale,
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "error-too-large-title",
+                        "error-too-large-text",
+                    );
+                }
+            };
+            let token = form_field(&bytes, CSRF_FIELD);
+            if !token.is_some_and(|t| session.csrf_matches(&t)) {
+                tracing::warn!(login = %staff.principal.name, path = %parts.uri.path(), "console form without a valid CSRF token refused");
+                return refused(
+                    locale,
+                    StatusCode::FORBIDDEN,
+                    "error-csrf-title",
+                    "error-csrf-text",
+                );
+            }
+            req = Request::from_parts(parts, Body::from(bytes));
         }
-        req = Request::from_parts(parts, Body::from(bytes));
     }
     req.extensions_mut().insert(staff);
     req.extensions_mut().insert(session.principal);

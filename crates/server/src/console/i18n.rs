@@ -202,6 +202,11 @@ impl Tr {
         self.format(key, Some(&args))
     }
 
+    /// The message `key` with named arguments.
+    pub fn args(&self, key: &str, args: &FluentArgs) -> String {
+        self.format(key, Some(args))
+    }
+
     /// The message `key` with a count (`$count`, for plurals) and a
     /// pre-formatted `$n`.
     pub fn count(&self, key: &str, count: i64) -> String {

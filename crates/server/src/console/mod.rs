@@ -17,10 +17,14 @@ pub mod admin;
 pub mod assets;
 pub mod charts;
 pub mod dashboard;
+pub mod duplicates;
 pub mod guard;
 pub mod i18n;
+pub mod imports;
 pub mod login;
+pub mod membership;
 pub mod patients;
+pub mod segments;
 pub mod settings;
 
 use askama::Template;
@@ -72,6 +76,10 @@ impl Page {
 pub static PAGES: &[Page] = &[
     dashboard::PAGE,
     patients::PAGE,
+    membership::PAGE,
+    segments::PAGE,
+    duplicates::PAGE,
+    imports::PAGE,
     admin::AUDIT_PAGE,
     admin::USERS_PAGE,
     admin::TOKENS_PAGE,
@@ -103,6 +111,9 @@ pub fn router(app: &App) -> Router<App> {
     }
     r.layer(axum::Extension(
         rapport_app::console::DashboardCache::default(),
+    ))
+    .layer(axum::Extension(
+        rapport_app::console::LoyaltyCache::default(),
     ))
 }
 

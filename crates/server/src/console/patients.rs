@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::guard::url_escape;
 use super::i18n::Tr;
+use super::membership::MemberFormState;
 use super::{Layout, Page, PageError, PageResult, Section, Staff, html};
 
 pub const PAGE: Page = Page {
@@ -486,6 +487,8 @@ pub struct Patient360Page {
     pub visit_form: VisitFormState,
     pub consent_errors: Vec<(String, String)>,
     pub planned: Vec<String>,
+    pub membership: super::membership::Membership,
+    pub member_form: super::membership::MemberFormState,
 }
 
 /// What the visit form shows after a refused submission.
@@ -517,6 +520,10 @@ async fn show(
     let notice = match d.done.as_deref() {
         Some("visit") => Some(staff.tr.t("patient-visit-recorded")),
         Some("consent") => Some(staff.tr.t("patient-consent-recorded")),
+        Some("enrolled") => Some(staff.tr.t("member-enrolled")),
+        Some("earned") => Some(staff.tr.t("member-earned")),
+        Some("redeemed") => Some(staff.tr.t("member-redeemed")),
+        Some("adjusted") => Some(staff.tr.t("member-adjusted")),
         _ => None,
     };
     render_patient(
@@ -527,10 +534,33 @@ async fn show(
         notice,
         VisitFormState::default(),
         Vec::new(),
+        MemberFormState::default(),
     )
     .await
 }
 
+/// The 360° page after a refused membership form.
+pub async fn render_for_membership(
+    app: &App,
+    staff: &Staff,
+    id: i64,
+    status: StatusCode,
+    form: MemberFormState,
+) -> PageResult {
+    render_patient(
+        app,
+        staff,
+        id,
+        status,
+        None,
+        VisitFormState::default(),
+        Vec::new(),
+        form,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn render_patient(
     app: &App,
     staff: &Staff,
@@ -539,15 +569,30 @@ async fn render_patient(
     notice: Option<String>,
     visit_form: VisitFormState,
     consent_errors: Vec<(String, String)>,
+    member_form: MemberFormState,
 ) -> PageResult {
     let actor = staff.actor();
     let (view, consent) = tokio::join!(patients::view(app, &actor, id), privacy::consents(app, id));
     let view = view.map_err(|e| PageError::from_app(staff, e))?;
     let consent = consent.map_err(|e| PageError::from_app(staff, e))?;
+    let (membership, member_form) = super::membership::card(app, staff, id, member_form)
+        .await
+        .map_err(|e| PageError::from_app(staff, e))?;
     let today = app.today();
     let page = patient_view(staff, view, consent, today, visit_form, consent_errors);
     let mut page = page;
     page.l = page.l.with_notice(notice);
+    if page.erased {
+        page.membership = match membership {
+            super::membership::Membership::None { .. } => {
+                super::membership::Membership::None { can_enrol: false }
+            }
+            m => m,
+        };
+    } else {
+        page.membership = membership;
+    }
+    page.member_form = member_form;
     Ok(html(status, &page))
 }
 
@@ -878,7 +923,6 @@ fn patient_view(
         visit_form,
         consent_errors,
         planned: [
-            "planned-membership",
             "planned-follow-ups",
             "planned-messages",
             "planned-surveys",
@@ -887,6 +931,8 @@ fn patient_view(
         .iter()
         .map(|k| tr.t(k))
         .collect(),
+        membership: super::membership::Membership::Hidden,
+        member_form: MemberFormState::default(),
     }
 }
 
@@ -968,6 +1014,7 @@ async fn record_visit(
                 None,
                 form,
                 Vec::new(),
+                MemberFormState::default(),
             )
             .await
         }
@@ -989,6 +1036,7 @@ async fn record_visit(
                 None,
                 form,
                 Vec::new(),
+                MemberFormState::default(),
             )
             .await
         }
@@ -1044,6 +1092,7 @@ async fn record_consent(
                 None,
                 VisitFormState::default(),
                 errors,
+                MemberFormState::default(),
             )
             .await
         }
