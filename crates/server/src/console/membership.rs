@@ -410,27 +410,28 @@ async fn enrol(
     }
     let tr = staff.tr;
     let member_type = Some(f.member_type.trim()).filter(|s| !s.is_empty());
-    let error = match loyalty::enrol(&app, &staff.actor(), f.patient_id.trim(), member_type).await {
-        Ok(v) => {
-            cache.clear();
-            return Ok(Redirect::to(&format!(
-                "/patients/{}?done=enrolled#membership",
-                v.member.patient_key
-            ))
-            .into_response());
-        }
-        Err(AppError::NotFound("patient")) => tr.t("member-error-no-patient"),
-        Err(AppError::Conflict {
-            code: "already_member",
-            ..
-        }) => tr.t("member-error-already"),
-        Err(AppError::Validation(v)) => {
-            v.0.first()
-                .map(|e| super::field_error(tr, e).1)
-                .unwrap_or_default()
-        }
-        Err(e) => return Err(PageError::from_app(&staff, e)),
-    };
+    let error =
+        match loyalty::enrol(&app, &staff.actor(), f.patient_id.trim(), member_type, None).await {
+            Ok(v) => {
+                cache.clear();
+                return Ok(Redirect::to(&format!(
+                    "/patients/{}?done=enrolled#membership",
+                    v.member.patient_key
+                ))
+                .into_response());
+            }
+            Err(AppError::NotFound("patient")) => tr.t("member-error-no-patient"),
+            Err(AppError::Conflict {
+                code: "already_member",
+                ..
+            }) => tr.t("member-error-already"),
+            Err(AppError::Validation(v)) => {
+                v.0.first()
+                    .map(|e| super::field_error(tr, e).1)
+                    .unwrap_or_default()
+            }
+            Err(e) => return Err(PageError::from_app(&staff, e)),
+        };
     if let Ok(key) = f.from_patient.parse::<i64>() {
         return super::patients::render_for_membership(
             &app,
