@@ -391,7 +391,7 @@ pub async fn patients(
         sinks,
         rows.header(),
     )?;
-    let mut tx = app.db.begin_inline().await?;
+    let mut tx = app.db.begin_bulk().await?;
     patients_in(app, &mut tx, &mut run, &mut rows).await?;
     finish(app, tx, run, actor).await
 }

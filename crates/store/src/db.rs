@@ -55,7 +55,7 @@ pub enum Tx {
 /// gate until it ends.
 pub struct SqliteTx {
     tx: sqlx::Transaction<'static, Sqlite>,
-    _gate: tokio::sync::OwnedMutexGuard<rusqlite::Connection>,
+    _gate: tokio::sync::OwnedMutexGuard<crate::sync::Writer>,
 }
 
 impl std::ops::Deref for SqliteTx {
@@ -247,7 +247,17 @@ impl Db {
     /// `Tx::exec`/`Tx::fetch` accept it. On PostgreSQL it is [`Db::begin`].
     pub async fn begin_inline(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Db::Sqlite { gate, .. } => Tx::Inline(InlineTx::begin(gate).await?),
+            Db::Sqlite { gate, .. } => Tx::Inline(InlineTx::begin(gate, true).await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// [`Db::begin_inline`] for a bulk load: on SQLite it never joins
+    /// other transactions' commit group (its savepoint would journal every
+    /// page it touches); an open group is committed first.
+    pub async fn begin_bulk(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Db::Sqlite { gate, .. } => Tx::Inline(InlineTx::begin(gate, false).await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -274,7 +284,7 @@ impl Tx {
         match self {
             Tx::Sqlite(t) => t.tx.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
-            Tx::Inline(t) => t.commit()?,
+            Tx::Inline(t) => t.commit().await?,
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 //! the [`WriteGate`]'s connection (see [`InlineTx`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -124,7 +125,7 @@ impl ToSql for Value {
 
 /// Opens a read-write connection with the settings every SQLite
 /// connection of ours has.
-fn open_writer(path: &Path) -> Result<Connection> {
+fn open_rw(path: &Path) -> Result<Connection> {
     let c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -137,8 +138,34 @@ fn open_writer(path: &Path) -> Result<Connection> {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
          PRAGMA cache_size = -16384; PRAGMA temp_store = memory;",
     )?;
-    c.set_prepared_statement_cache_capacity(128);
     Ok(c)
+}
+
+/// Most transactions committed together in one group.
+const MAX_GROUP: usize = 64;
+/// How long a transaction whose group is still open waits before closing
+/// the group itself (when the writer it was handed to went away).
+const GROUP_NUDGE: Duration = Duration::from_millis(5);
+/// How often the checkpointer looks at the write-ahead log.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// The gate's connection and the group of transactions open on it.
+pub struct Writer {
+    conn: Connection,
+    /// A transaction (a group) is open on `conn`.
+    open: bool,
+    /// The number of the open group, or of the last one.
+    group: u64,
+    /// Transactions that joined the open group.
+    members: usize,
+}
+
+/// What became of the groups: the last one finished, and the recent ones
+/// whose commit failed.
+#[derive(Debug, Default)]
+struct Finished {
+    group: u64,
+    failed: Vec<u64>,
 }
 
 /// The right to write to an SQLite database, and the connection that
@@ -150,9 +177,26 @@ fn open_writer(path: &Path) -> Result<Connection> {
 /// wait on each other's file locks (SQLite's busy handler sleeps, and a
 /// queue of writers sleeping in turn is slow). Waiting writers queue in
 /// the order they came (tokio's mutex is fair).
+///
+/// **Group commit.** A commit costs more than a short transaction's
+/// statements (the log's pages are written, the page cache is walked). So
+/// when an inline transaction ends while other writers wait, it does not
+/// commit: it hands the still-open transaction to the next writer, which
+/// joins it under a savepoint, and waits until the group commits. The
+/// last of a group (no one waiting, or [`MAX_GROUP`] members) commits for
+/// all; every member learns the outcome before it answers, so nothing is
+/// reported done before it is durable, and a member that fails rolls back
+/// its savepoint alone. A sqlx transaction finishes an open group before
+/// it starts.
+///
+/// **Checkpoints** run on a thread of their own (passive: they never
+/// block a writer), not inside the commit of whoever crossed the log's
+/// size threshold.
 #[derive(Clone)]
 pub struct WriteGate {
-    conn: Arc<tokio::sync::Mutex<Connection>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    waiting: Arc<AtomicUsize>,
+    finished: Arc<tokio::sync::watch::Sender<Finished>>,
 }
 
 impl std::fmt::Debug for WriteGate {
@@ -161,52 +205,198 @@ impl std::fmt::Debug for WriteGate {
     }
 }
 
+/// Counts a writer waiting for the gate, until it has it (or gives up).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl WriteGate {
     pub fn open(path: &Path) -> Result<Self> {
+        let conn = open_rw(path)?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+        conn.set_prepared_statement_cache_capacity(128);
+        let writer = Arc::new(tokio::sync::Mutex::new(Writer {
+            conn,
+            open: false,
+            group: 0,
+            members: 0,
+        }));
+        spawn_checkpointer(path, Arc::downgrade(&writer))?;
         Ok(WriteGate {
-            conn: Arc::new(tokio::sync::Mutex::new(open_writer(path)?)),
+            writer,
+            waiting: Arc::new(AtomicUsize::new(0)),
+            finished: Arc::new(tokio::sync::watch::Sender::new(Finished::default())),
         })
     }
 
-    /// Waits for the gate.
-    pub async fn enter(&self) -> tokio::sync::OwnedMutexGuard<Connection> {
-        self.conn.clone().lock_owned().await
+    async fn lock(&self) -> tokio::sync::OwnedMutexGuard<Writer> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        self.writer.clone().lock_owned().await
     }
+
+    /// Waits for the gate, for a write through another connection: an open
+    /// group is committed first.
+    pub async fn enter(&self) -> tokio::sync::OwnedMutexGuard<Writer> {
+        let mut w = self.lock().await;
+        // Its members learn of a failure; this writer starts afresh.
+        let _ = self.finish_group(&mut w);
+        w
+    }
+
+    /// Commits the open group, if any, and tells its members.
+    fn finish_group(&self, w: &mut Writer) -> Result<()> {
+        if !w.open {
+            return Ok(());
+        }
+        let r = w.conn.execute_batch("COMMIT");
+        if r.is_err() {
+            let _ = w.conn.execute_batch("ROLLBACK");
+        }
+        w.open = false;
+        let group = w.group;
+        self.finished.send_modify(|f| {
+            f.group = group;
+            if r.is_err() {
+                f.failed.push(group);
+                let excess = f.failed.len().saturating_sub(64);
+                f.failed.drain(..excess);
+            }
+        });
+        Ok(r?)
+    }
+
+    /// Waits until `group` is finished; closes it if nobody else does.
+    async fn await_group(&self, group: u64) -> Result<()> {
+        let mut rx = self.finished.subscribe();
+        loop {
+            let outcome = tokio::time::timeout(GROUP_NUDGE, async {
+                rx.wait_for(|f| f.group >= group)
+                    .await
+                    .map(|f| !f.failed.contains(&group))
+            })
+            .await;
+            match outcome {
+                Ok(Ok(true)) => return Ok(()),
+                Ok(Ok(false)) => {
+                    return Err(StoreError::Config(
+                        "the write could not be committed".into(),
+                    ));
+                }
+                Ok(Err(_)) => return Err(StoreError::Config("the database was closed".into())),
+                Err(_) => {
+                    let mut w = self.lock().await;
+                    if w.open && w.group == group {
+                        let _ = self.finish_group(&mut w);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checkpoints the write-ahead log every [`CHECKPOINT_EVERY`] while the
+/// gate lives.
+fn spawn_checkpointer(
+    path: &Path,
+    writer: std::sync::Weak<tokio::sync::Mutex<Writer>>,
+) -> Result<()> {
+    let conn = open_rw(path)?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while writer.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                // Busy or not, the next round tries again.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        })
+        .map_err(|e| StoreError::Config(format!("cannot start the checkpointer: {e}")))?;
+    Ok(())
 }
 
 /// A write transaction whose statements run inline on the calling thread,
 /// on the gate's connection: no hand-off to another thread per statement.
-/// Statements are prepared once and cached on the connection.
+/// Statements are prepared once and cached on the connection. It may
+/// share its commit with other inline transactions ([`WriteGate`]).
 ///
 /// Repository functions that take a [`crate::Tx`] say whether they accept
 /// this kind; those that do not answer [`StoreError::NotInline`].
 pub struct InlineTx {
-    conn: tokio::sync::OwnedMutexGuard<Connection>,
-    open: bool,
+    w: Option<tokio::sync::OwnedMutexGuard<Writer>>,
+    gate: WriteGate,
+    /// Joined an open group: this transaction is a savepoint in it.
+    savepoint: bool,
 }
 
 impl InlineTx {
-    pub(crate) async fn begin(gate: &WriteGate) -> Result<Self> {
-        let conn = gate.enter().await;
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(InlineTx { conn, open: true })
+    /// Starts a transaction; `join` lets it join an open group (short
+    /// transactions), otherwise the group is committed first (a bulk
+    /// load, whose savepoint would journal every page it touches).
+    pub(crate) async fn begin(gate: &WriteGate, join: bool) -> Result<Self> {
+        let mut w = gate.lock().await;
+        if w.open && !join {
+            let _ = gate.finish_group(&mut w);
+        }
+        let savepoint = if w.open {
+            w.conn.execute_batch("SAVEPOINT tx")?;
+            true
+        } else {
+            w.conn.execute_batch("BEGIN IMMEDIATE")?;
+            w.open = true;
+            w.group += 1;
+            w.members = 0;
+            false
+        };
+        w.members += 1;
+        Ok(InlineTx {
+            w: Some(w),
+            gate: gate.clone(),
+            savepoint,
+        })
     }
 
-    pub(crate) fn commit(mut self) -> Result<()> {
-        self.conn.execute_batch("COMMIT")?;
-        self.open = false;
-        Ok(())
+    fn writer(&mut self) -> Result<&mut Writer> {
+        self.w
+            .as_deref_mut()
+            .ok_or_else(|| StoreError::Config("the transaction has ended".into()))
     }
 
-    pub(crate) fn rollback(mut self) -> Result<()> {
-        self.open = false;
-        self.conn.execute_batch("ROLLBACK")?;
+    fn conn(&mut self) -> Result<&Connection> {
+        Ok(&self.writer()?.conn)
+    }
+
+    /// Ends the transaction; answers once its group is committed.
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        if self.savepoint {
+            // On failure the guard stays here and `drop` rolls back.
+            self.conn()?.execute_batch("RELEASE tx")?;
+        }
+        let mut w = self
+            .w
+            .take()
+            .ok_or_else(|| StoreError::Config("the transaction has ended".into()))?;
+        let group = w.group;
+        if self.gate.waiting.load(Ordering::SeqCst) > 0 && w.members < MAX_GROUP {
+            drop(w);
+            self.gate.await_group(group).await
+        } else {
+            self.gate.finish_group(&mut w)
+        }
+    }
+
+    pub(crate) fn rollback(self) -> Result<()> {
+        drop(self);
         Ok(())
     }
 
     /// Runs one statement; returns the rows it changed.
     pub(crate) fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
-        let mut st = self.conn.prepare_cached(sql)?;
+        let mut st = self.conn()?.prepare_cached(sql)?;
         bind_by_number(&mut st, params)?;
         Ok(st.raw_execute()? as u64)
     }
@@ -218,7 +408,7 @@ impl InlineTx {
         params: &[Value],
         mut map: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
     ) -> Result<Vec<T>> {
-        let mut st = self.conn.prepare_cached(sql)?;
+        let mut st = self.conn()?.prepare_cached(sql)?;
         bind_by_number(&mut st, params)?;
         let mut rows = st.raw_query();
         let mut out = Vec::new();
@@ -237,7 +427,7 @@ impl InlineTx {
         rows: &[Vec<Value>],
     ) -> Result<u64> {
         let sql = format!("{insert}{then}");
-        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut st = self.conn()?.prepare_cached(&sql)?;
         let mut done = 0;
         for row in rows {
             for (i, v) in row.iter().enumerate() {
@@ -250,11 +440,23 @@ impl InlineTx {
 }
 
 impl Drop for InlineTx {
+    /// An unfinished transaction rolls back: its savepoint alone when it
+    /// joined a group (the group goes on), the whole transaction when it
+    /// began one (it is then the group's only member).
     fn drop(&mut self) {
-        if self.open {
-            // Nothing to report to: the caller is gone. SQLite rolls back
-            // an open transaction on its own if even this fails.
-            let _ = self.conn.execute_batch("ROLLBACK");
+        let Some(mut w) = self.w.take() else {
+            return;
+        };
+        if self.savepoint {
+            let _ = w.conn.execute_batch("ROLLBACK TO tx; RELEASE tx");
+            w.members -= 1;
+            if self.gate.waiting.load(Ordering::SeqCst) == 0 {
+                let _ = self.gate.finish_group(&mut w);
+            }
+        } else {
+            // Fails only when no transaction is open, which is the goal.
+            let _ = w.conn.execute_batch("ROLLBACK");
+            w.open = false;
         }
     }
 }
@@ -353,6 +555,89 @@ mod tests {
             Err(crate::StoreError::NotInline)
         ));
         drop(tx);
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    struct Count(i64);
+
+    impl FromAnyRow for Count {
+        fn from_any(r: &impl AnyRow) -> Result<Self> {
+            Ok(Count(r.col("n")?))
+        }
+    }
+
+    /// Many writers at once share commits: every transaction that was told
+    /// it committed is in the database, every one that rolled back (its
+    /// savepoint inside a group, or its whole transaction) is not, and
+    /// sqlx writers in between finish open groups.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn grouped_commits_keep_exactly_the_committed_writes() {
+        let dir = std::env::temp_dir().join(format!("rapport-group-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let db = Db::open(Some(&url), &dir, &Options::default())
+            .await
+            .unwrap();
+        let mut tx = db.begin().await.unwrap();
+        tx.exec("CREATE TABLE g (k INTEGER PRIMARY KEY)", &[])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tasks = Vec::new();
+        for k in 0..400i64 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                if k % 50 == 25 {
+                    // A writer through sqlx, in the middle of the groups.
+                    let mut tx = db.begin().await.unwrap();
+                    tx.exec("INSERT INTO g (k) VALUES ($1)", &[k.into()])
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                    return true;
+                }
+                let mut tx = db.begin_inline().await.unwrap();
+                tx.exec("INSERT INTO g (k) VALUES ($1)", &[k.into()])
+                    .await
+                    .unwrap();
+                if k % 7 == 3 {
+                    // A failed use case: nothing of it may remain.
+                    drop(tx);
+                    return false;
+                }
+                if k % 11 == 5 {
+                    // A refused statement inside a transaction that
+                    // then commits what it did before.
+                    let dup = tx.exec("INSERT INTO g (k) VALUES ($1)", &[k.into()]).await;
+                    assert!(dup.is_err());
+                }
+                tx.commit().await.unwrap();
+                true
+            }));
+        }
+        let mut expected = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                expected += 1;
+            }
+        }
+        let mut tx = db.begin().await.unwrap();
+        let n: Count = tx
+            .fetch_one("SELECT COUNT(*) AS n FROM g", &[])
+            .await
+            .unwrap();
+        let rolled_back: Count = tx
+            .fetch_one(
+                "SELECT COUNT(*) AS n FROM g WHERE k % 7 = 3 AND k % 50 <> 25",
+                &[],
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(n.0, expected);
+        assert_eq!(rolled_back.0, 0);
         db.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

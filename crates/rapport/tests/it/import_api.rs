@@ -24,7 +24,7 @@ async fn upload(t: &TestApp, query: &str, body: &'static [u8]) -> (u16, Value) {
 
 /// Polls an import until it ends.
 async fn finished(t: &TestApp, id: i64) -> Value {
-    for _ in 0..200 {
+    for _ in 0..1200 {
         let (s, v) = t.call("GET", &format!("/api/v1/imports/{id}"), None).await;
         assert_eq!(s, 200, "{v}");
         if v["status"] != "running" {
