@@ -435,8 +435,8 @@ async fn imports_award_once(engine: Engine) {
 /// The programme both sides of [`imports_earn_as_recorded`] share: a base
 /// rule, a capped Cardiology campaign, a referral reward, a silver tier
 /// within reach; members M-1 and M-2, and R-1 who referred M-3.
-async fn earning_hospital(engine: Engine) -> Option<(TestApp, Clock)> {
-    let (t, clock) = spawn(engine).await?;
+async fn earning_hospital(engine: Engine) -> Option<TestApp> {
+    let (t, _clock) = spawn(engine).await?;
     let (s, b) = post(
         &t,
         "/api/v1/loyalty/earn-rules",
@@ -470,7 +470,7 @@ async fn earning_hospital(engine: Engine) -> Option<(TestApp, Clock)> {
     patient(&t, "M-3", "13900000024", None).await;
     let (s, b) = enrol(&t, "M-3", c["code"].as_str()).await;
     assert_eq!(s, 201, "{b}");
-    Some((t, clock))
+    Some(t)
 }
 
 /// (visit_id, patient_id, date, department, amount): the first file,
@@ -542,10 +542,10 @@ async fn ledgers(t: &TestApp) -> Vec<Value> {
 /// and reward referrers exactly as the same visits recorded one by one
 /// through the API: the two ledgers are the same, entry for entry.
 async fn imports_earn_as_recorded(engine: Engine) {
-    let Some((imported, _c1)) = earning_hospital(engine).await else {
+    let Some(imported) = earning_hospital(engine).await else {
         return;
     };
-    let Some((recorded, _c2)) = earning_hospital(engine).await else {
+    let Some(recorded) = earning_hospital(engine).await else {
         return;
     };
     upload(&imported, csv(EARN_VISITS)).await;
