@@ -15,6 +15,12 @@ const COLUMNS: &str = "v.id, v.hospital_id, v.visit_id, v.patient_key, p.patient
 const FROM: &str = "visits v JOIN patients p ON p.id = v.patient_key \
      LEFT JOIN departments d ON d.id = v.department_id LEFT JOIN doctors doc ON doc.id = v.doctor_id";
 
+impl FromAnyRow for Visit {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        visit_from_row(r)
+    }
+}
+
 fn visit_from_row(r: &impl AnyRow) -> Result<Visit> {
     let kind: String = r.col("kind")?;
     Ok(Visit {
@@ -167,10 +173,7 @@ pub async fn delete(tx: &mut Tx, id: i64) -> Result<i64> {
 /// Reads a visit inside a transaction.
 pub async fn get_tx(tx: &mut Tx, id: i64) -> Result<Option<Visit>> {
     let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE v.id = $1");
-    on_tx!(tx, c => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(id).fetch_optional(&mut *c).await? {
-        Some(r) => Ok(Some(visit_from_row(&r)?)),
-        None => Ok(None),
-    })
+    tx.fetch_opt(&sql, &[id.into()]).await
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Visit>> {

@@ -365,7 +365,7 @@ async fn visits_earn_as_quoted(engine: Engine) {
     check_clean(&t.app).await;
 }
 
-async fn upload(t: &TestApp, body: &'static [u8]) {
+async fn upload(t: &TestApp, body: impl Into<reqwest::Body>) {
     let r = t
         .client
         .post(t.url("/api/v1/imports?kind=visits&file_name=v.csv"))
@@ -430,6 +430,161 @@ async fn imports_award_once(engine: Engine) {
         .collect();
     assert_eq!(kinds, ["earn", "reverse", "earn", "earn"]);
     check_clean(&t.app).await;
+}
+
+/// The programme both sides of [`imports_earn_as_recorded`] share: a base
+/// rule, a capped Cardiology campaign, a referral reward, a silver tier
+/// within reach; members M-1 and M-2, and R-1 who referred M-3.
+async fn earning_hospital(engine: Engine) -> Option<TestApp> {
+    let (t, _clock) = spawn(engine).await?;
+    let (s, b) = post(
+        &t,
+        "/api/v1/loyalty/earn-rules",
+        json!({"code": "base", "points_per_unit": 2}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let mut double = campaign("cardio-x2", 10, "multiply_percent", 200);
+    double["department"] = json!("Cardiology");
+    double["cap_per_member"] = json!(150);
+    let (s, b) = post(&t, "/api/v1/loyalty/campaigns", double).await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = t.call("PUT", "/api/v1/loyalty/program",
+        Some(json!({"points_valid_months": 24, "referral_reward_points": 300, "point_value_minor": 1}))).await;
+    assert_eq!(s, 200, "{b}");
+    let (_, tiers) = t.call("GET", "/api/v1/loyalty/tiers", None).await;
+    let mut tiers = tiers.as_array().unwrap().clone();
+    tiers[1]["threshold_qualifying"] = json!(300);
+    let (s, b) = t
+        .call(
+            "PUT",
+            "/api/v1/loyalty/tiers",
+            Some(json!({"tiers": tiers})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    member(&t, "M-1", "13900000021").await;
+    member(&t, "M-2", "13900000022").await;
+    let r = member(&t, "R-1", "13900000023").await;
+    let (_, c) = post(&t, &format!("/api/v1/members/{r}/referral-code"), json!({})).await;
+    patient(&t, "M-3", "13900000024", None).await;
+    let (s, b) = enrol(&t, "M-3", c["code"].as_str()).await;
+    assert_eq!(s, 201, "{b}");
+    Some(t)
+}
+
+/// (visit_id, patient_id, date, department, amount): the first file,
+/// then the rows of the second that differ.
+const EARN_VISITS: &[(&str, &str, &str, &str, &str)] = &[
+    ("E1", "M-1", "2026-03-02", "Cardiology", "100.00"),
+    ("E2", "M-1", "2026-03-03", "Eye", "10.50"),
+    ("E3", "M-3", "2026-03-03", "Eye", "20.00"),
+    ("E4", "M-2", "2026-03-04", "Eye", "0"),
+    ("E5", "NOBODY", "2026-03-04", "Eye", "10.00"),
+    ("E6", "M-3", "2026-03-05", "Cardiology", "40.00"),
+];
+const EARN_VISITS_CHANGED: &[(&str, &str, &str, &str, &str)] = &[
+    ("E1", "M-1", "2026-03-02", "Cardiology", "50.00"),
+    ("E4", "M-2", "2026-03-04", "Eye", "30.00"),
+    ("E6", "M-2", "2026-03-05", "Cardiology", "40.00"),
+];
+
+fn csv(rows: &[(&str, &str, &str, &str, &str)]) -> String {
+    let mut s = String::from("visit_id,patient_id,visit_date,department,amount\n");
+    for (v, p, d, dept, a) in rows {
+        s.push_str(&format!("{v},{p},{d},{dept},{a}\n"));
+    }
+    s
+}
+
+/// Every member's ledger, and each member's tier and balance, with the
+/// platform's visit ids replaced by the hospital's (they are the only
+/// thing allowed to differ between the two hospitals).
+async fn ledgers(t: &TestApp) -> Vec<Value> {
+    let (_, visits) = t.call("GET", "/api/v1/visits?limit=100", None).await;
+    let ext: Vec<(i64, String)> = visits["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_i64().unwrap(),
+                v["visit_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let (_, members) = t.call("GET", "/api/v1/members", None).await;
+    let mut out = Vec::new();
+    for m in members["items"].as_array().unwrap() {
+        let id = m["id"].as_i64().unwrap();
+        let (_, full) = t.call("GET", &format!("/api/v1/members/{id}"), None).await;
+        out.push(
+            json!({"member": m["patient_id"], "tier": full["tier"], "points": full["points"]}),
+        );
+        for mut e in ledger(t, id).await {
+            let mut text = e.to_string();
+            if let Some(v) = e["source_visit"].as_i64() {
+                let name = &ext.iter().find(|(k, _)| *k == v).unwrap().1;
+                text = text
+                    .replace(&format!("visit {v} "), &format!("visit {name} "))
+                    .replace(&format!("visit:{v}:"), &format!("visit:{name}:"));
+                e = serde_json::from_str(&text).unwrap();
+                e["source_visit"] = json!(name);
+            }
+            e.as_object_mut().unwrap().remove("id");
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// Visits imported (inline on SQLite) earn, re-earn, reverse, promote
+/// and reward referrers exactly as the same visits recorded one by one
+/// through the API: the two ledgers are the same, entry for entry.
+async fn imports_earn_as_recorded(engine: Engine) {
+    let Some(imported) = earning_hospital(engine).await else {
+        return;
+    };
+    let Some(recorded) = earning_hospital(engine).await else {
+        return;
+    };
+    upload(&imported, csv(EARN_VISITS)).await;
+    upload(&imported, csv(EARN_VISITS_CHANGED)).await;
+
+    patient(&recorded, "NOBODY", "13900000029", None).await;
+    let mut ids = std::collections::HashMap::new();
+    for (v, p, d, dept, a) in EARN_VISITS {
+        ids.insert(*v, visit(&recorded, v, p, d, dept, a).await);
+    }
+    for (v, p, d, dept, a) in EARN_VISITS_CHANGED {
+        let (s, b) = recorded
+            .call(
+                "PUT",
+                &format!("/api/v1/visits/{}", ids[v]),
+                Some(json!({"visit_id": v, "patient_id": p, "visit_date": d,
+                    "department": dept, "kind": "outpatient", "amount": a})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+
+    let got = ledgers(&imported).await;
+    assert_eq!(got, ledgers(&recorded).await);
+    // The scenario did what it is meant to: a capped campaign, a change
+    // reversed and earned again, a promotion, a referrer rewarded once,
+    // an earn moved to another member.
+    let text = serde_json::to_string(&got).unwrap();
+    for needle in [
+        r#""kind":"reverse""#,
+        r#""tier":"silver""#,
+        r#""source":"referral""#,
+        r#""idempotency_key":"visit:E1:earn:1""#,
+        r#""idempotency_key":"visit:E6:earn:1""#,
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+    check_clean(&imported.app).await;
+    check_clean(&recorded.app).await;
 }
 
 /// Price quotes apply the member's tier discounts line by line.
@@ -796,6 +951,7 @@ async fn referrals_reward_once(engine: Engine) {
 both_engines!(
     visits_earn_as_quoted,
     imports_award_once,
+    imports_earn_as_recorded,
     price_quote_per_tier,
     rewards_vouchers_and_reports,
     referrals_reward_once,

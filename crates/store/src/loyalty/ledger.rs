@@ -330,16 +330,16 @@ pub async fn write_context(tx: &mut Tx, member: &Member, key: &str) -> Result<Wr
         (SELECT MIN(t.threshold_qualifying) FROM loyalty_tiers t WHERE t.hospital_id = $3 AND t.rank > \
             (SELECT c.rank FROM loyalty_tiers c WHERE c.hospital_id = $3 AND c.code = $4)) AS next_threshold, \
         (SELECT COUNT(*) FROM loyalty_tiers c WHERE c.hospital_id = $3 AND c.code = $4) AS tier_known";
-    on_tx!(tx, c => {
-        let r = sqlx::query(sql)
-            .bind(member.id)
-            .bind(key)
-            .bind(member.hospital_id)
-            .bind(&member.tier)
-            .fetch_one(&mut *c)
-            .await?;
-        context_from_row(&r)
-    })
+    tx.fetch_one(
+        sql,
+        &[
+            member.id.into(),
+            key.into(),
+            member.hospital_id.into(),
+            (&member.tier).into(),
+        ],
+    )
+    .await
 }
 
 /// [`write`] in one call: the entry, the balance and the lots as several
@@ -475,6 +475,12 @@ async fn write_one_call(
         }
     };
     Ok(id.0)
+}
+
+impl FromAnyRow for WriteContext {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        context_from_row(r)
+    }
 }
 
 fn context_from_row(r: &impl AnyRow) -> Result<WriteContext> {

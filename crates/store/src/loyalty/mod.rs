@@ -18,6 +18,7 @@ use rapport_domain::loyalty::FeeCategory;
 use rapport_domain::loyalty::ledger::Totals;
 use rapport_domain::loyalty::tiers::{Benefits, TierChange, TierDef};
 
+use crate::query::FromAnyRow;
 use crate::{AnyRow, Db, Engine, Result, StoreError, Tx, on_read, on_tx};
 
 /// A member as stored, with the patient's hospital id and the cached
@@ -75,6 +76,12 @@ pub(crate) fn balance_from_row(r: &impl AnyRow) -> Result<Balance> {
         entries: r.col("entries")?,
         last_at: r.col("last_at")?,
     })
+}
+
+impl FromAnyRow for Member {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        member_from_row(r)
+    }
 }
 
 pub(crate) fn member_from_row(r: &impl AnyRow) -> Result<Member> {
@@ -160,10 +167,7 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Member>> {
 
 pub async fn get_tx(tx: &mut Tx, id: i64) -> Result<Option<Member>> {
     let sql = format!("SELECT {MEMBER_COLUMNS} FROM {MEMBER_FROM} WHERE m.id = $1");
-    on_tx!(tx, c => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(id).fetch_optional(&mut *c).await? {
-        Some(r) => Ok(Some(member_from_row(&r)?)),
-        None => Ok(None),
-    })
+    tx.fetch_opt(&sql, &[id.into()]).await
 }
 
 /// The member a patient is, if any, with their qualifying points at `at`
@@ -215,10 +219,7 @@ pub async fn lock(tx: &mut Tx, id: i64) -> Result<Option<Member>> {
             format!("SELECT {MEMBER_COLUMNS} FROM {MEMBER_FROM} WHERE m.id = $1 FOR UPDATE OF m, b")
         }
     };
-    on_tx!(tx, c => match sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(id).fetch_optional(&mut *c).await? {
-        Some(r) => Ok(Some(member_from_row(&r)?)),
-        None => Ok(None),
-    })
+    tx.fetch_opt(&sql, &[id.into()]).await
 }
 
 /// Filters for listing members, by id ascending.
@@ -335,7 +336,7 @@ const CATEGORIES: [(FeeCategory, &str); 5] = [
     (FeeCategory::CheckUp, "discount_check_up_bp"),
 ];
 
-impl crate::query::FromAnyRow for Tier {
+impl FromAnyRow for Tier {
     fn from_any(r: &impl AnyRow) -> Result<Self> {
         tier_from_row(r)
     }

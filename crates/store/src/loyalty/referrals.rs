@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rapport_domain::loyalty::referral::Party;
 
 use super::rules::in_json_ids;
+use crate::query::FromAnyRow;
 use crate::{AnyRow, Db, Result, StoreError, Tx, on_read, on_tx};
 
 /// A member's referral code and the invitations they handed out.
@@ -98,6 +99,17 @@ pub struct Pending {
     pub referred_patient_key: i64,
 }
 
+impl FromAnyRow for Pending {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(Pending {
+            id: r.col("id")?,
+            referrer_member_id: r.col("referrer_member_id")?,
+            code: r.col("code")?,
+            referred_patient_key: r.col("referred_patient_key")?,
+        })
+    }
+}
+
 /// The referrals still waiting among the patients `keys`.
 pub async fn pending_of(tx: &mut Tx, hospital_id: i64, keys: &[i64]) -> Result<Vec<Pending>> {
     if keys.is_empty() {
@@ -106,18 +118,10 @@ pub async fn pending_of(tx: &mut Tx, hospital_id: i64, keys: &[i64]) -> Result<V
     let sql = format!(
         "SELECT id, referrer_member_id, code, referred_patient_key FROM loyalty_referrals \
          WHERE hospital_id = $1 AND status = 'registered' AND {} ORDER BY id",
-        in_json_ids(matches!(tx, Tx::Sqlite(_)), "referred_patient_key", 2)
+        in_json_ids(tx, "referred_patient_key", 2)
     );
     let list = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
-    on_tx!(tx, c => {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id).bind(&list).fetch_all(&mut *c).await?;
-        rows.iter().map(|r| Ok(Pending {
-            id: r.col("id")?,
-            referrer_member_id: r.col("referrer_member_id")?,
-            code: r.col("code")?,
-            referred_patient_key: r.col("referred_patient_key")?,
-        })).collect()
-    })
+    tx.fetch(&sql, &[hospital_id.into(), list.into()]).await
 }
 
 /// Records the first paid visit, and the reward when one was given.
@@ -132,11 +136,20 @@ pub async fn settle(
         Some((seq, points)) => ("rewarded", Some(seq), Some(points)),
         None => ("first_visit", None, None),
     };
-    on_tx!(tx, c => sqlx::query(
+    tx.exec(
         "UPDATE loyalty_referrals SET status = $2, first_visit_key = $3, first_visit_at = $4, rewarded_seq = $5, \
          rewarded_points = $6, rewarded_at = CASE WHEN $5 IS NULL THEN NULL ELSE $4 END \
-         WHERE id = $1 AND status = 'registered'")
-        .bind(id).bind(status).bind(visit_key).bind(at).bind(seq).bind(points).execute(&mut *c).await.map(|_| ()))?;
+         WHERE id = $1 AND status = 'registered'",
+        &[
+            id.into(),
+            status.into(),
+            visit_key.into(),
+            at.into(),
+            seq.into(),
+            points.into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 

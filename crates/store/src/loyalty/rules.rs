@@ -9,22 +9,19 @@ use chrono::{DateTime, Utc};
 use rapport_domain::loyalty::FeeCategory;
 use rapport_domain::loyalty::earning::{Campaign, CampaignEffect, EarnRule};
 
-use crate::{AnyRow, Db, Result, StoreError, Tx, on_read, on_tx};
+use crate::query::FromAnyRow;
+use crate::{AnyRow, Db, Engine, Result, StoreError, Tx, on_read, on_tx};
 
 /// An SQL condition `column IN (the ids of a JSON array bound at $n)`, the
 /// same binding (JSON text) on both engines.
-pub(crate) fn in_json_ids(tx_is_sqlite: bool, column: &str, n: usize) -> String {
-    if tx_is_sqlite {
+pub(crate) fn in_json_ids(tx: &Tx, column: &str, n: usize) -> String {
+    if tx.engine() == Engine::Sqlite {
         format!("{column} IN (SELECT value FROM json_each(${n}))")
     } else {
         format!(
             "{column} IN (SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST(${n} AS jsonb)))"
         )
     }
-}
-
-fn is_sqlite(tx: &Tx) -> bool {
-    matches!(tx, Tx::Sqlite(_))
 }
 
 fn category(r: &impl AnyRow, col: &str) -> Result<Option<FeeCategory>> {
@@ -38,6 +35,12 @@ fn category(r: &impl AnyRow, col: &str) -> Result<Option<FeeCategory>> {
 
 const RULE_SQL: &str = "SELECT code, category, member_type, tier, priority, points_per_unit \
      FROM loyalty_earn_rules WHERE hospital_id = $1 ORDER BY code";
+
+impl FromAnyRow for EarnRule {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        rule_from_row(r)
+    }
+}
 
 fn rule_from_row(r: &impl AnyRow) -> Result<EarnRule> {
     Ok(EarnRule {
@@ -60,10 +63,7 @@ pub async fn rules(db: &Db, hospital_id: i64) -> Result<Vec<EarnRule>> {
 }
 
 pub async fn rules_tx(tx: &mut Tx, hospital_id: i64) -> Result<Vec<EarnRule>> {
-    on_tx!(tx, c => {
-        let rows = sqlx::query(RULE_SQL).bind(hospital_id).fetch_all(&mut *c).await?;
-        rows.iter().map(rule_from_row).collect()
-    })
+    tx.fetch(RULE_SQL, &[hospital_id.into()]).await
 }
 
 /// Inserts or replaces a rule (after the set was validated as a whole).
@@ -110,6 +110,12 @@ const CAMPAIGN_SQL: &str = "SELECT code, name, priority, starts_at, ends_at, dep
      tier, effect, effect_value, exclusive, cap_per_member FROM loyalty_campaigns WHERE hospital_id = $1 \
      ORDER BY priority DESC";
 
+impl FromAnyRow for CampaignRow {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        campaign_from_row(r)
+    }
+}
+
 fn campaign_from_row(r: &impl AnyRow) -> Result<CampaignRow> {
     let effect: String = r.col("effect")?;
     let value: i64 = r.col("effect_value")?;
@@ -148,10 +154,7 @@ pub async fn campaigns(db: &Db, hospital_id: i64) -> Result<Vec<CampaignRow>> {
 }
 
 pub async fn campaigns_tx(tx: &mut Tx, hospital_id: i64) -> Result<Vec<CampaignRow>> {
-    on_tx!(tx, c => {
-        let rows = sqlx::query(CAMPAIGN_SQL).bind(hospital_id).fetch_all(&mut *c).await?;
-        rows.iter().map(campaign_from_row).collect()
-    })
+    tx.fetch(CAMPAIGN_SQL, &[hospital_id.into()]).await
 }
 
 /// Inserts or replaces a campaign (after the set was validated).
@@ -213,6 +216,12 @@ pub struct Settings {
 const SETTINGS_SQL: &str = "SELECT points_valid_months, referral_reward_points, point_value_minor \
      FROM loyalty_programs WHERE hospital_id = $1";
 
+impl FromAnyRow for Settings {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        settings_from_row(r)
+    }
+}
+
 fn settings_from_row(r: &impl AnyRow) -> Result<Settings> {
     Ok(Settings {
         points_valid_months: r.col("points_valid_months")?,
@@ -229,10 +238,9 @@ pub async fn settings(db: &Db, hospital_id: i64) -> Result<Settings> {
 }
 
 pub async fn settings_tx(tx: &mut Tx, hospital_id: i64) -> Result<Settings> {
-    on_tx!(tx, c => match sqlx::query(SETTINGS_SQL).bind(hospital_id).fetch_optional(&mut *c).await? {
-        Some(r) => settings_from_row(&r),
-        None => Err(StoreError::NotFound("loyalty programme")),
-    })
+    tx.fetch_opt(SETTINGS_SQL, &[hospital_id.into()])
+        .await?
+        .ok_or(StoreError::NotFound("loyalty programme"))
 }
 
 /// Writes the settings (after `lock_program`).
@@ -259,6 +267,18 @@ pub struct MemberBrief {
     pub status: String,
 }
 
+impl FromAnyRow for MemberBrief {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(MemberBrief {
+            id: r.col("id")?,
+            patient_key: r.col("patient_key")?,
+            member_type: r.col("member_type")?,
+            tier: r.col("tier")?,
+            status: r.col("status")?,
+        })
+    }
+}
+
 /// The members among the patients `keys` (one statement for a chunk).
 pub async fn members_of_patients(
     tx: &mut Tx,
@@ -271,36 +291,34 @@ pub async fn members_of_patients(
     let sql = format!(
         "SELECT id, patient_key, member_type, tier, status FROM loyalty_members \
          WHERE hospital_id = $1 AND {}",
-        in_json_ids(is_sqlite(tx), "patient_key", 2)
+        in_json_ids(tx, "patient_key", 2)
     );
     let list = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
-    on_tx!(tx, c => {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(hospital_id).bind(&list).fetch_all(&mut *c).await?;
-        rows.iter().map(|r| Ok(MemberBrief {
-            id: r.col("id")?,
-            patient_key: r.col("patient_key")?,
-            member_type: r.col("member_type")?,
-            tier: r.col("tier")?,
-            status: r.col("status")?,
-        })).collect()
-    })
+    tx.fetch(&sql, &[hospital_id.into(), list.into()]).await
+}
+
+const CAMPAIGN_AWARDED_SQL: &str = "SELECT c.campaign, CAST(SUM(c.points) AS BIGINT) AS points \
+     FROM loyalty_earn_campaigns c JOIN loyalty_visit_earns e ON e.member_id = c.member_id AND e.seq = c.seq \
+     WHERE c.member_id = $1 AND e.reversed_seq IS NULL GROUP BY c.campaign ORDER BY c.campaign";
+
+/// A campaign and the points it gave.
+struct CampaignPoints(String, i64);
+
+impl FromAnyRow for CampaignPoints {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(CampaignPoints(r.col("campaign")?, r.col("points")?))
+    }
 }
 
 /// Extra points each campaign has given a member in earns not reversed.
 pub async fn campaign_awarded(tx: &mut Tx, member_id: i64) -> Result<Vec<(String, i64)>> {
-    Ok(on_tx!(tx, c => sqlx::query_as(
-        "SELECT c.campaign, CAST(SUM(c.points) AS BIGINT) FROM loyalty_earn_campaigns c \
-         JOIN loyalty_visit_earns e ON e.member_id = c.member_id AND e.seq = c.seq \
-         WHERE c.member_id = $1 AND e.reversed_seq IS NULL GROUP BY c.campaign ORDER BY c.campaign")
-        .bind(member_id).fetch_all(&mut *c).await?))
+    let rows: Vec<CampaignPoints> = tx.fetch(CAMPAIGN_AWARDED_SQL, &[member_id.into()]).await?;
+    Ok(rows.into_iter().map(|r| (r.0, r.1)).collect())
 }
 
 /// [`campaign_awarded`] outside a transaction (quotes).
 pub async fn campaign_awarded_db(db: &Db, member_id: i64) -> Result<Vec<(String, i64)>> {
-    Ok(on_read!(db, p => sqlx::query_as(
-        "SELECT c.campaign, CAST(SUM(c.points) AS BIGINT) FROM loyalty_earn_campaigns c \
-         JOIN loyalty_visit_earns e ON e.member_id = c.member_id AND e.seq = c.seq \
-         WHERE c.member_id = $1 AND e.reversed_seq IS NULL GROUP BY c.campaign ORDER BY c.campaign")
+    Ok(on_read!(db, p => sqlx::query_as(CAMPAIGN_AWARDED_SQL)
         .bind(member_id).fetch_all(p).await?))
 }
 
@@ -321,6 +339,12 @@ pub struct VisitEarn {
 const VISIT_EARN_COLUMNS: &str =
     "member_id, seq, visit_key, points, basis, explanation, reversed_seq, reversed_at";
 
+impl FromAnyRow for VisitEarn {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        visit_earn_from_row(r)
+    }
+}
+
 fn visit_earn_from_row(r: &impl AnyRow) -> Result<VisitEarn> {
     Ok(VisitEarn {
         member_id: r.col("member_id")?,
@@ -339,10 +363,7 @@ pub async fn earns_of_visit_tx(tx: &mut Tx, visit_key: i64) -> Result<Vec<VisitE
     let sql = format!(
         "SELECT {VISIT_EARN_COLUMNS} FROM loyalty_visit_earns WHERE visit_key = $1 ORDER BY member_id, seq"
     );
-    on_tx!(tx, c => {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(visit_key).fetch_all(&mut *c).await?;
-        rows.iter().map(visit_earn_from_row).collect()
-    })
+    tx.fetch(&sql, &[visit_key.into()]).await
 }
 
 pub async fn earns_of_visit(db: &Db, visit_key: i64) -> Result<Vec<VisitEarn>> {
@@ -362,16 +383,27 @@ pub async fn insert_visit_earn(
     e: &VisitEarn,
     campaign_totals: &[(String, i64)],
 ) -> Result<()> {
-    on_tx!(tx, c => {
-        sqlx::query("INSERT INTO loyalty_visit_earns (member_id, seq, hospital_id, visit_key, points, basis, explanation) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(e.member_id).bind(e.seq).bind(hospital_id).bind(e.visit_key).bind(e.points)
-            .bind(&e.basis).bind(&e.explanation).execute(&mut *c).await?;
-        for (campaign, points) in campaign_totals.iter().filter(|(_, p)| *p > 0) {
-            sqlx::query("INSERT INTO loyalty_earn_campaigns (member_id, seq, campaign, points) VALUES ($1, $2, $3, $4)")
-                .bind(e.member_id).bind(e.seq).bind(campaign).bind(points).execute(&mut *c).await?;
-        }
-    });
+    tx.exec(
+        "INSERT INTO loyalty_visit_earns (member_id, seq, hospital_id, visit_key, points, basis, explanation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            e.member_id.into(),
+            e.seq.into(),
+            hospital_id.into(),
+            e.visit_key.into(),
+            e.points.into(),
+            (&e.basis).into(),
+            (&e.explanation).into(),
+        ],
+    )
+    .await?;
+    for (campaign, points) in campaign_totals.iter().filter(|(_, p)| *p > 0) {
+        tx.exec(
+            "INSERT INTO loyalty_earn_campaigns (member_id, seq, campaign, points) VALUES ($1, $2, $3, $4)",
+            &[e.member_id.into(), e.seq.into(), campaign.into(), (*points).into()],
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -383,9 +415,11 @@ pub async fn mark_reversed(
     reversed_seq: i64,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("UPDATE loyalty_visit_earns SET reversed_seq = $3, reversed_at = $4 \
-                                WHERE member_id = $1 AND seq = $2")
-        .bind(member_id).bind(seq).bind(reversed_seq).bind(at).execute(&mut *c).await.map(|_| ()))?;
+    tx.exec(
+        "UPDATE loyalty_visit_earns SET reversed_seq = $3, reversed_at = $4 WHERE member_id = $1 AND seq = $2",
+        &[member_id.into(), seq.into(), reversed_seq.into(), at.into()],
+    )
+    .await?;
     Ok(())
 }
 
@@ -399,13 +433,21 @@ pub async fn visit_keys_by_external(
     if visit_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let cond = if is_sqlite(tx) {
-        "visit_id IN (SELECT value FROM json_each($2))"
-    } else {
-        "visit_id IN (SELECT jsonb_array_elements_text(CAST($2 AS jsonb)))"
+    let cond = match tx.engine() {
+        Engine::Sqlite => "visit_id IN (SELECT value FROM json_each($2))",
+        Engine::Postgres => "visit_id IN (SELECT jsonb_array_elements_text(CAST($2 AS jsonb)))",
     };
     let sql = format!("SELECT visit_id, id FROM visits WHERE hospital_id = $1 AND {cond}");
     let list = serde_json::to_string(visit_ids).unwrap_or_else(|_| "[]".into());
-    Ok(on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
-        .bind(hospital_id).bind(&list).fetch_all(&mut *c).await?))
+    let rows: Vec<VisitKey> = tx.fetch(&sql, &[hospital_id.into(), list.into()]).await?;
+    Ok(rows.into_iter().map(|r| (r.0, r.1)).collect())
+}
+
+/// A visit's hospital id and platform id.
+struct VisitKey(String, i64);
+
+impl FromAnyRow for VisitKey {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(VisitKey(r.col("visit_id")?, r.col("id")?))
+    }
 }
