@@ -571,7 +571,7 @@ pub async fn visits(
     sinks: Sinks<'_>,
 ) -> Result<Report, AppError> {
     let mut run = Run::new("visits", file, rows.warnings(), opts, sinks, rows.header())?;
-    let mut tx = app.db.begin_inline().await?;
+    let mut tx = app.db.begin_bulk().await?;
     visits_in(app, actor, &mut tx, &mut run, &mut rows).await?;
     finish(app, tx, run, actor).await
 }
@@ -668,7 +668,7 @@ pub async fn fhir(
         .collect();
     let columns = vec!["name", "sex", "birth_date", "phone", "email", "district"];
     let mut run = Run::new("fhir", file, &[], opts, sinks, &[])?;
-    let mut tx = app.db.begin_inline().await?;
+    let mut tx = app.db.begin_bulk().await?;
     patients_in(app, &mut tx, &mut run, &mut Listed::new(patients, columns)).await?;
     visits_in(
         app,
