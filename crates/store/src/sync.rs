@@ -141,6 +141,15 @@ fn open_rw(path: &Path) -> Result<Connection> {
     Ok(c)
 }
 
+/// The gate connection's page cache, in KiB: the hot pages of point
+/// writes (balances, the ledger's and the audit log's last pages).
+const CACHE_KIB: i64 = 65_536;
+/// Its page cache during a bulk load, in KiB. A load touches pages all
+/// over the patients and aggregates tables; a page evicted mid-transaction
+/// goes to the log and is read back from it, which costs more than
+/// everything else the load does. Within the imports' memory bound.
+const BULK_CACHE_KIB: i64 = 196_608;
+
 /// Most transactions committed together in one group.
 const MAX_GROUP: usize = 64;
 /// How long a transaction whose group is still open waits before closing
@@ -217,7 +226,9 @@ impl Drop for Waiting<'_> {
 impl WriteGate {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = open_rw(path)?;
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{CACHE_KIB};"
+        ))?;
         conn.set_prepared_statement_cache_capacity(128);
         let writer = Arc::new(tokio::sync::Mutex::new(Writer {
             conn,
@@ -331,6 +342,8 @@ pub struct InlineTx {
     gate: WriteGate,
     /// Joined an open group: this transaction is a savepoint in it.
     savepoint: bool,
+    /// A bulk load: the page cache is enlarged until it ends.
+    bulk: bool,
 }
 
 impl InlineTx {
@@ -341,6 +354,10 @@ impl InlineTx {
         let mut w = gate.lock().await;
         if w.open && !join {
             let _ = gate.finish_group(&mut w);
+        }
+        if !join {
+            w.conn
+                .execute_batch(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}"))?;
         }
         let savepoint = if w.open {
             w.conn.execute_batch("SAVEPOINT tx")?;
@@ -357,6 +374,7 @@ impl InlineTx {
             w: Some(w),
             gate: gate.clone(),
             savepoint,
+            bulk: !join,
         })
     }
 
@@ -381,6 +399,11 @@ impl InlineTx {
             .take()
             .ok_or_else(|| StoreError::Config("the transaction has ended".into()))?;
         let group = w.group;
+        if self.bulk {
+            let r = self.gate.finish_group(&mut w);
+            restore_cache(&w);
+            return r;
+        }
         if self.gate.waiting.load(Ordering::SeqCst) > 0 && w.members < MAX_GROUP {
             drop(w);
             self.gate.await_group(group).await
@@ -458,7 +481,18 @@ impl Drop for InlineTx {
             let _ = w.conn.execute_batch("ROLLBACK");
             w.open = false;
         }
+        if self.bulk {
+            restore_cache(&w);
+        }
     }
+}
+
+/// Shrinks the page cache back after a bulk load.
+fn restore_cache(w: &Writer) {
+    // A cache left large only costs memory.
+    let _ = w
+        .conn
+        .execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}"));
 }
 
 /// Binds `params` to `st` by number: `$N` (and `?N`) take `params[N-1]`,
