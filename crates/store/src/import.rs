@@ -24,7 +24,10 @@ use crate::{AnyRow, Engine, Result, Tx};
 fn in_list(tx: &Tx, column: &str, n: usize) -> String {
     match tx.engine() {
         Engine::Sqlite => format!("{column} IN (SELECT value FROM json_each(${n}))"),
-        Engine::Postgres => format!("{column} IN (SELECT jsonb_array_elements_text(${n}::jsonb))"),
+        // An array, so the planner probes the index once per id.
+        Engine::Postgres => {
+            format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)))")
+        }
     }
 }
 
@@ -35,7 +38,9 @@ fn key_list(tx: &Tx, column: &str, n: usize) -> String {
             format!("{column} IN (SELECT CAST(value AS INTEGER) FROM json_each(${n}))")
         }
         Engine::Postgres => {
-            format!("{column} IN (SELECT CAST(jsonb_array_elements_text(${n}::jsonb) AS BIGINT))")
+            format!(
+                "{column} = ANY(ARRAY(SELECT CAST(jsonb_array_elements_text(${n}::jsonb) AS BIGINT)))"
+            )
         }
     }
 }
@@ -412,15 +417,14 @@ pub async fn flag_duplicates(
 }
 
 /// Drops `table`'s secondary (non-unique) indexes inside the transaction
-/// when the table is empty, on SQLite, and returns the statements that
-/// rebuild them: building an index once from sorted rows is several times
-/// faster than growing it by millions of random inserts. The unique
-/// indexes stay (lookups need them). Readers never notice: they see the
-/// table as it was until the transaction commits, indexes rebuilt.
+/// when the table is empty, and returns the statements that rebuild them:
+/// building an index once from sorted rows is several times faster than
+/// growing it by millions of random inserts. The unique indexes stay
+/// (lookups need them). Readers see the table as it was until the
+/// transaction commits, indexes rebuilt; on PostgreSQL they wait for the
+/// commit instead (dropping an index locks its table), which only a first
+/// load into an empty table does.
 pub async fn defer_indexes(tx: &mut Tx, table: &str) -> Result<Vec<String>> {
-    if tx.engine() != Engine::Sqlite {
-        return Ok(Vec::new());
-    }
     let empty: Flag = tx
         .fetch_one(
             &format!("SELECT NOT EXISTS (SELECT 1 FROM {table}) AS flag"),
@@ -430,13 +434,17 @@ pub async fn defer_indexes(tx: &mut Tx, table: &str) -> Result<Vec<String>> {
     if !empty.0 {
         return Ok(Vec::new());
     }
-    let indexes: Vec<IndexDef> = tx
-        .fetch(
+    let sql = match tx.engine() {
+        Engine::Sqlite => {
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 \
-             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'",
-            &[table.into()],
-        )
-        .await?;
+             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'"
+        }
+        Engine::Postgres => {
+            "SELECT indexname AS name, indexdef AS sql FROM pg_indexes \
+             WHERE schemaname = current_schema() AND tablename = $1 AND indexdef NOT LIKE 'CREATE UNIQUE%'"
+        }
+    };
+    let indexes: Vec<IndexDef> = tx.fetch(sql, &[table.into()]).await?;
     for ix in &indexes {
         tx.exec(&format!("DROP INDEX {}", ix.name), &[]).await?;
     }
@@ -465,18 +473,28 @@ impl FromAnyRow for IndexDef {
     }
 }
 
-/// Rebuilds what [`defer_indexes`] dropped. The sort that builds an
-/// index spills to temporary files rather than memory (the connection
-/// keeps temporary data in memory otherwise), so a build over ten million
-/// rows stays within the import's memory bound.
+/// Rebuilds what [`defer_indexes`] dropped. On SQLite the sort that
+/// builds an index spills to temporary files rather than memory (the
+/// connection keeps temporary data in memory otherwise), so a build over
+/// ten million rows stays within the import's memory bound; PostgreSQL's
+/// server sorts with a larger work area for this transaction.
 pub async fn restore_indexes(tx: &mut Tx, statements: &[String]) -> Result<()> {
     if statements.is_empty() {
         return Ok(());
     }
-    tx.exec("PRAGMA temp_store = FILE", &[]).await?;
+    let (before, after) = match tx.engine() {
+        Engine::Sqlite => (
+            "PRAGMA temp_store = FILE",
+            Some("PRAGMA temp_store = MEMORY"),
+        ),
+        Engine::Postgres => ("SET LOCAL maintenance_work_mem = '256MB'", None),
+    };
+    tx.exec(before, &[]).await?;
     for sql in statements {
         tx.exec(sql, &[]).await?;
     }
-    tx.exec("PRAGMA temp_store = MEMORY", &[]).await?;
+    if let Some(after) = after {
+        tx.exec(after, &[]).await?;
+    }
     Ok(())
 }
