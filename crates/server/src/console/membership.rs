@@ -76,7 +76,7 @@ pub static SUBPAGES: &[SubPage] = &[
         path: "/membership/rules",
         title: "membership-tab-rules",
         permission: None,
-        ready: false,
+        ready: true,
     },
     SubPage {
         id: "rewards",
@@ -104,7 +104,7 @@ fn routes() -> Router<App> {
     for s in SUBPAGES.iter().filter(|s| !s.ready) {
         r = r.route(s.path, get(planned));
     }
-    r
+    r.merge(super::loyalty::routes())
 }
 
 /// A tab of the section.
@@ -115,7 +115,7 @@ pub struct Tab {
     pub ready: bool,
 }
 
-fn tabs(staff: &Staff, current: &str) -> Vec<Tab> {
+pub fn tabs(staff: &Staff, current: &str) -> Vec<Tab> {
     SUBPAGES
         .iter()
         .filter(|s| s.permission.is_none_or(|p| staff.may(p)))

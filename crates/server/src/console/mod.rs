@@ -22,6 +22,7 @@ pub mod guard;
 pub mod i18n;
 pub mod imports;
 pub mod login;
+pub mod loyalty;
 pub mod membership;
 pub mod patients;
 pub mod segments;
