@@ -83,7 +83,7 @@ pub static SUBPAGES: &[SubPage] = &[
         path: "/membership/rewards",
         title: "membership-tab-rewards",
         permission: None,
-        ready: false,
+        ready: true,
     },
     SubPage {
         id: "referrals",
@@ -105,6 +105,7 @@ fn routes() -> Router<App> {
         r = r.route(s.path, get(planned));
     }
     r.merge(super::loyalty::routes())
+        .merge(super::rewards::routes())
 }
 
 /// A tab of the section.
@@ -463,8 +464,10 @@ async fn enrol(
 /// What the desk's point forms show after a refused submission.
 #[derive(Debug, Default, Clone)]
 pub struct MemberFormState {
-    /// `points` or `adjust`: which form to open.
+    /// `points`, `adjust`, `voucher` or `price`: which form to open.
     pub open: String,
+    /// The code of a voucher just issued.
+    pub new_voucher: String,
     pub kind: String,
     pub points: String,
     pub reason: String,
@@ -514,6 +517,12 @@ pub struct MemberCard {
     pub key_points: String,
     pub key_adjust: String,
     pub form: MemberFormState,
+    /// Rewards the member can redeem now, for the redeem form.
+    pub rewards: Vec<super::loyalty::Choice>,
+    pub vouchers: Vec<super::rewards::VoucherView>,
+    pub key_voucher: String,
+    /// The voucher just issued, to point at.
+    pub new_voucher: String,
 }
 
 /// The membership part of the 360° page.
@@ -595,12 +604,16 @@ pub async fn card(
     };
     let tr = staff.tr;
     let m = v.member;
-    let (all, ledger, history) = tokio::join!(
+    let (all, ledger, history, catalogue, vouchers) = tokio::join!(
         tiers::list(app),
         loyalty::ledger(app, m.id, None, CARD_LEDGER),
         loyalty::tier_history(app, m.id),
+        loyalty::rewards::list(app),
+        loyalty::rewards::of_member(app, m.id),
     );
-    let (all, ledger, history) = (all?, ledger?, history?);
+    let (all, ledger, history, catalogue, vouchers) =
+        (all?, ledger?, history?, catalogue?, vouchers?);
+    let now = app.now();
     let current_rank = all
         .iter()
         .find(|t| t.def.code == m.tier)
@@ -664,6 +677,22 @@ pub async fn card(
         key_points: new_key(),
         key_adjust: new_key(),
         form: form.clone(),
+        rewards: catalogue
+            .iter()
+            .filter(|r| r.redeemable_at(now).is_ok())
+            .map(|r| super::loyalty::Choice {
+                code: r.code.clone(),
+                label: format!("{} · {}", r.name, tr.count("points-count", r.cost_points)),
+                selected: false,
+            })
+            .collect(),
+        vouchers: vouchers
+            .iter()
+            .take(20)
+            .map(|v| super::rewards::voucher_view(tr, v, &catalogue, now))
+            .collect(),
+        key_voucher: new_key(),
+        new_voucher: form.new_voucher.clone(),
     };
     Ok((Membership::Member(Box::new(card)), form))
 }
@@ -813,6 +842,7 @@ async fn points_form(
                     points: f.points,
                     reason: f.reason,
                     errors: vec![("points".into(), message)],
+                    ..Default::default()
                 },
             )
             .await
@@ -881,6 +911,7 @@ async fn adjust_form(
                     points: f.delta,
                     reason: f.reason,
                     errors: vec![("delta".into(), message)],
+                    ..Default::default()
                 },
             )
             .await
