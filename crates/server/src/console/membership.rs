@@ -90,7 +90,7 @@ pub static SUBPAGES: &[SubPage] = &[
         path: "/membership/referrals",
         title: "membership-tab-referrals",
         permission: None,
-        ready: false,
+        ready: true,
     },
 ];
 
@@ -106,6 +106,7 @@ fn routes() -> Router<App> {
     }
     r.merge(super::loyalty::routes())
         .merge(super::rewards::routes())
+        .merge(super::referrals::routes())
 }
 
 /// A tab of the section.
@@ -398,6 +399,9 @@ pub struct EnrolForm {
     /// The platform id of the patient when enrolled from the 360° page.
     #[serde(default)]
     from_patient: String,
+    /// The referrer's code, when a member brought the patient.
+    #[serde(default)]
+    referral_code: String,
 }
 
 async fn enrol(
@@ -411,28 +415,46 @@ async fn enrol(
     }
     let tr = staff.tr;
     let member_type = Some(f.member_type.trim()).filter(|s| !s.is_empty());
-    let error =
-        match loyalty::enrol(&app, &staff.actor(), f.patient_id.trim(), member_type, None).await {
-            Ok(v) => {
-                cache.clear();
-                return Ok(Redirect::to(&format!(
-                    "/patients/{}?done=enrolled#membership",
-                    v.member.patient_key
-                ))
-                .into_response());
-            }
-            Err(AppError::NotFound("patient")) => tr.t("member-error-no-patient"),
-            Err(AppError::Conflict {
-                code: "already_member",
-                ..
-            }) => tr.t("member-error-already"),
-            Err(AppError::Validation(v)) => {
-                v.0.first()
-                    .map(|e| super::field_error(tr, e).1)
-                    .unwrap_or_default()
-            }
-            Err(e) => return Err(PageError::from_app(&staff, e)),
-        };
+    let referral = Some(f.referral_code.trim().to_uppercase()).filter(|s| !s.is_empty());
+    let error = match loyalty::enrol(
+        &app,
+        &staff.actor(),
+        f.patient_id.trim(),
+        member_type,
+        referral.as_deref(),
+    )
+    .await
+    {
+        Ok(v) => {
+            cache.clear();
+            return Ok(Redirect::to(&format!(
+                "/patients/{}?done=enrolled#membership",
+                v.member.patient_key
+            ))
+            .into_response());
+        }
+        Err(AppError::NotFound("patient")) => tr.t("member-error-no-patient"),
+        Err(AppError::Conflict {
+            code: "already_member",
+            ..
+        }) => tr.t("member-error-already"),
+        Err(AppError::Conflict { code, .. })
+            if code.starts_with("referral_")
+                || code == "referrer_inactive"
+                || code == "already_referred" =>
+        {
+            tr.t(&format!("enrol-error-{}", code.replace('_', "-")))
+        }
+        Err(AppError::Validation(v)) if v.0.iter().any(|e| e.field == "referral_code") => {
+            tr.t("enrol-error-unknown-referral-code")
+        }
+        Err(AppError::Validation(v)) => {
+            v.0.first()
+                .map(|e| super::field_error(tr, e).1)
+                .unwrap_or_default()
+        }
+        Err(e) => return Err(PageError::from_app(&staff, e)),
+    };
     if let Ok(key) = f.from_patient.parse::<i64>() {
         return super::patients::render_for_membership(
             &app,
@@ -523,6 +545,7 @@ pub struct MemberCard {
     pub key_voucher: String,
     /// The voucher just issued, to point at.
     pub new_voucher: String,
+    pub referral: super::referrals::MemberReferrals,
 }
 
 /// The membership part of the 360° page.
@@ -693,6 +716,7 @@ pub async fn card(
             .collect(),
         key_voucher: new_key(),
         new_voucher: form.new_voucher.clone(),
+        referral: super::referrals::of_member(app, staff, m.id).await?,
     };
     Ok((Membership::Member(Box::new(card)), form))
 }

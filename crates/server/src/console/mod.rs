@@ -25,6 +25,7 @@ pub mod login;
 pub mod loyalty;
 pub mod membership;
 pub mod patients;
+pub mod referrals;
 pub mod rewards;
 pub mod segments;
 pub mod settings;
