@@ -778,3 +778,24 @@ enrol-error-referral-not-new-patient = Not enrolled: this patient already had a 
 enrol-error-referrer-inactive = Not enrolled: the membership of the referrer is not active.
 enrol-error-already-referred = Not enrolled: this patient was already referred.
 enrol-error-unknown-referral-code = Not enrolled: no member has this referral code.
+
+## Membership reports
+membership-tab-reports = Reports
+reports-explain = The programme's figures: what the points members hold are worth, how tiers grow, and how points move each month.
+reports-liability-points = Spendable points
+reports-liability-value = Their value
+reports-liability-members = Members counted
+reports-point-value = One point is worth { $value }.
+reports-from = From month
+reports-to = To month
+reports-show = Show
+reports-error-months = Enter months as YYYY-MM, the first not after the last, at most 60 ({ $field }).
+reports-tiers-title = Members per tier at the end of each month
+reports-as-table = As a table
+reports-month = Month
+reports-points-title = Points per month
+reports-earned = Earned
+reports-redeemed = Redeemed
+reports-expired = Expired
+reports-reversed = Reversed
+reports-adjusted = Adjusted (net)

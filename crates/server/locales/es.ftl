@@ -777,3 +777,24 @@ enrol-error-referral-not-new-patient = No se dio de alta: este paciente ya tuvo 
 enrol-error-referrer-inactive = No se dio de alta: la membresía del referente no está activa.
 enrol-error-already-referred = No se dio de alta: este paciente ya fue referido.
 enrol-error-unknown-referral-code = No se dio de alta: ningún socio tiene este código de referido.
+
+## Membership reports
+membership-tab-reports = Informes
+reports-explain = Las cifras del programa: lo que valen los puntos de los socios, cómo crecen los niveles y cómo se mueven los puntos cada mes.
+reports-liability-points = Puntos disponibles
+reports-liability-value = Su valor
+reports-liability-members = Socios contados
+reports-point-value = Un punto vale { $value }.
+reports-from = Desde el mes
+reports-to = Hasta el mes
+reports-show = Mostrar
+reports-error-months = Indique los meses como AAAA-MM, el primero no posterior al último, 60 como máximo ({ $field }).
+reports-tiers-title = Socios por nivel al final de cada mes
+reports-as-table = Como tabla
+reports-month = Mes
+reports-points-title = Puntos por mes
+reports-earned = Ganados
+reports-redeemed = Canjeados
+reports-expired = Caducados
+reports-reversed = Revertidos
+reports-adjusted = Ajustados (neto)

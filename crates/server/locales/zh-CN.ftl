@@ -749,3 +749,24 @@ enrol-error-referral-not-new-patient = 未入会：该患者已有付费就诊�
 enrol-error-referrer-inactive = 未入会：推荐人的会员资格未生效。
 enrol-error-already-referred = 未入会：该患者已被推荐过。
 enrol-error-unknown-referral-code = 未入会：没有会员使用此推荐码。
+
+## Membership reports
+membership-tab-reports = 报表
+reports-explain = 会员计划的数据：会员持有积分的价值、各等级的增长，以及每月积分的变动。
+reports-liability-points = 可用积分
+reports-liability-value = 积分价值
+reports-liability-members = 计入会员数
+reports-point-value = 每积分价值 { $value }。
+reports-from = 起始月份
+reports-to = 截止月份
+reports-show = 查看
+reports-error-months = 请按 YYYY-MM 输入月份，起始不晚于截止，最多 60 个月（{ $field }）。
+reports-tiers-title = 各等级月末会员数
+reports-as-table = 以表格查看
+reports-month = 月份
+reports-points-title = 每月积分
+reports-earned = 获得
+reports-redeemed = 兑换
+reports-expired = 过期
+reports-reversed = 冲回
+reports-adjusted = 调整（净额）

@@ -92,6 +92,13 @@ pub static SUBPAGES: &[SubPage] = &[
         permission: None,
         ready: true,
     },
+    SubPage {
+        id: "reports",
+        path: "/membership/reports",
+        title: "membership-tab-reports",
+        permission: None,
+        ready: true,
+    },
 ];
 
 fn routes() -> Router<App> {
@@ -107,6 +114,7 @@ fn routes() -> Router<App> {
     r.merge(super::loyalty::routes())
         .merge(super::rewards::routes())
         .merge(super::referrals::routes())
+        .merge(super::reports::routes())
 }
 
 /// A tab of the section.

@@ -26,6 +26,7 @@ pub mod loyalty;
 pub mod membership;
 pub mod patients;
 pub mod referrals;
+pub mod reports;
 pub mod rewards;
 pub mod segments;
 pub mod settings;
