@@ -799,3 +799,14 @@ reports-redeemed = Redeemed
 reports-expired = Expired
 reports-reversed = Reversed
 reports-adjusted = Adjusted (net)
+
+## Price quote
+action-price-quote = Price quote
+price-description = Description
+price-submit = Apply tier discounts
+price-caption = Prices with the { $tier } tier's discounts
+price-list = List price
+price-discount-pct = Discount
+price-discount = Saved
+price-net = To pay
+price-total = Total

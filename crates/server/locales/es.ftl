@@ -798,3 +798,14 @@ reports-redeemed = Canjeados
 reports-expired = Caducados
 reports-reversed = Revertidos
 reports-adjusted = Ajustados (neto)
+
+## Price quote
+action-price-quote = Presupuesto
+price-description = Concepto
+price-submit = Aplicar descuentos del nivel
+price-caption = Precios con los descuentos del nivel { $tier }
+price-list = Precio de lista
+price-discount-pct = Descuento
+price-discount = Ahorro
+price-net = A pagar
+price-total = Total

@@ -770,3 +770,14 @@ reports-redeemed = 兑换
 reports-expired = 过期
 reports-reversed = 冲回
 reports-adjusted = 调整（净额）
+
+## Price quote
+action-price-quote = 价格试算
+price-description = 项目
+price-submit = 按等级折扣计算
+price-caption = 按{ $tier }等级折扣计算的价格
+price-list = 原价
+price-discount-pct = 折扣
+price-discount = 优惠
+price-net = 应付
+price-total = 合计

@@ -35,6 +35,7 @@ pub fn routes() -> Router<App> {
         .route("/membership/campaigns", post(save_campaign))
         .route("/membership/campaigns/{code}/delete", post(delete_campaign))
         .route("/membership/rules/quote", post(earn_quote))
+        .route("/membership/members/{id}/price-quote", post(price_quote))
 }
 
 // ---------------------------------------------------------------- forms
@@ -296,7 +297,7 @@ pub struct CampaignForm {
 }
 
 /// A fee line of a quote form.
-#[derive(Default, Clone)]
+#[derive(Debug, Default, Clone)]
 pub struct LineForm {
     pub index: usize,
     pub category: String,
@@ -363,7 +364,7 @@ pub struct RulesPage {
 /// Quote lines offered by the forms.
 pub const QUOTE_LINES: usize = 3;
 
-fn blank_lines() -> Vec<LineForm> {
+pub fn blank_lines() -> Vec<LineForm> {
     (0..QUOTE_LINES)
         .map(|i| LineForm {
             index: i,
@@ -969,6 +970,100 @@ async fn earn_quote(State(app): State<App>, staff: Staff, Form(p): Form<Pairs>) 
     });
     s.quote = quote;
     render_rules(&app, &staff, status, None, s).await
+}
+
+// ---------------------------------------------------------- price quote
+
+/// A priced line of the card's price quote.
+#[derive(Debug, Clone)]
+pub struct PricedLineView {
+    pub description: String,
+    pub category: String,
+    pub list: String,
+    pub discount_pct: String,
+    pub discount: String,
+    pub net: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PriceView {
+    pub tier: String,
+    pub lines: Vec<PricedLineView>,
+    pub total_list: String,
+    pub total_discount: String,
+    pub total_net: String,
+}
+
+/// Basis points as a percentage (`500` → `5 %`, `250` → `2.5 %`).
+fn bp_pct(tr: Tr, bp: u32) -> String {
+    tr.pct(f64::from(bp) / 10_000.0, if bp % 100 == 0 { 0 } else { 2 })
+}
+
+async fn price_quote(
+    State(app): State<App>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(p): Form<Pairs>,
+) -> PageResult {
+    let tr = staff.tr;
+    let member_id: i64 = id.parse().map_err(|_| PageError::not_found(&staff))?;
+    let err = |e| PageError::from_app(&staff, e);
+    let key = rapport_app::loyalty::get(&app, member_id)
+        .await
+        .map_err(err)?
+        .member
+        .patient_key;
+    let (lines_form, lines, mut errors) = read_lines(tr, &p, true);
+    let mut view = None;
+    if errors.is_empty() {
+        let items: Vec<(QuoteLine, String)> = lines
+            .iter()
+            .map(|(_, l, d)| (l.clone(), d.clone()))
+            .collect();
+        match earning::price_quote(&app, member_id, &items).await {
+            Ok((tier, q)) => {
+                let all = tiers::list(&app).await.map_err(err)?;
+                view = Some(PriceView {
+                    tier: tier_text(tr, &all, &tier),
+                    lines: q
+                        .lines
+                        .iter()
+                        .map(|l| PricedLineView {
+                            description: l.description.clone(),
+                            category: category_label(tr, l.category),
+                            list: tr.money(l.list.minor()),
+                            discount_pct: bp_pct(tr, l.discount_bp),
+                            discount: tr.money(l.discount.minor()),
+                            net: tr.money(l.net.minor()),
+                        })
+                        .collect(),
+                    total_list: tr.money(q.total_list.minor()),
+                    total_discount: tr.money(q.total_discount.minor()),
+                    total_net: tr.money(q.total_net.minor()),
+                });
+            }
+            Err(e) => errors = line_errors(tr, e, &lines, "items").map_err(err)?,
+        }
+    }
+    let status = if view.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    super::patients::render_for_membership(
+        &app,
+        &staff,
+        key,
+        status,
+        super::membership::MemberFormState {
+            open: "price".into(),
+            price: view,
+            price_lines: lines_form,
+            price_errors: errors,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

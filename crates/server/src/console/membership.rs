@@ -498,6 +498,10 @@ pub struct MemberFormState {
     pub open: String,
     /// The code of a voucher just issued.
     pub new_voucher: String,
+    /// The price quote's lines, result and errors.
+    pub price_lines: Vec<super::loyalty::LineForm>,
+    pub price: Option<super::loyalty::PriceView>,
+    pub price_errors: super::loyalty::FieldErrors,
     pub kind: String,
     pub points: String,
     pub reason: String,
@@ -554,6 +558,8 @@ pub struct MemberCard {
     /// The voucher just issued, to point at.
     pub new_voucher: String,
     pub referral: super::referrals::MemberReferrals,
+    pub price_lines: Vec<super::loyalty::LineForm>,
+    pub price_categories: Vec<Vec<super::loyalty::Choice>>,
 }
 
 /// The membership part of the 360° page.
@@ -672,6 +678,11 @@ pub async fn card(
         None => (tr.t("member-top-tier"), 100),
     };
     let active = m.status == "active";
+    let price_lines = if form.price_lines.is_empty() {
+        super::loyalty::blank_lines()
+    } else {
+        form.price_lines.clone()
+    };
     let card = MemberCard {
         id: m.id,
         card_no: m.card_no.clone(),
@@ -725,6 +736,11 @@ pub async fn card(
         key_voucher: new_key(),
         new_voucher: form.new_voucher.clone(),
         referral: super::referrals::of_member(app, staff, m.id).await?,
+        price_categories: price_lines
+            .iter()
+            .map(|l| super::loyalty::category_choices(tr, &l.category))
+            .collect(),
+        price_lines,
     };
     Ok((Membership::Member(Box::new(card)), form))
 }
