@@ -92,16 +92,16 @@ impl FieldErrors {
 }
 
 /// An option of a select.
-pub struct Choice {
+pub struct SelectOption {
     pub code: String,
     pub label: String,
     pub selected: bool,
 }
 
-fn choices(items: Vec<(String, String)>, current: &str) -> Vec<Choice> {
+fn choices(items: Vec<(String, String)>, current: &str) -> Vec<SelectOption> {
     items
         .into_iter()
-        .map(|(code, label)| Choice {
+        .map(|(code, label)| SelectOption {
             selected: code == current,
             code,
             label,
@@ -113,7 +113,7 @@ pub fn category_label(tr: Tr, c: FeeCategory) -> String {
     tr.t(&format!("fee-{}", c.as_str().replace('_', "-")))
 }
 
-pub fn category_choices(tr: Tr, current: &str) -> Vec<Choice> {
+pub fn category_choices(tr: Tr, current: &str) -> Vec<SelectOption> {
     choices(
         FeeCategory::ALL
             .iter()
@@ -127,7 +127,7 @@ fn member_type_label(tr: Tr, t: &str) -> String {
     tr.t(&format!("member-type-{}", t.replace('_', "-")))
 }
 
-fn member_type_choices(tr: Tr, current: &str) -> Vec<Choice> {
+fn member_type_choices(tr: Tr, current: &str) -> Vec<SelectOption> {
     choices(
         MEMBER_TYPES
             .iter()
@@ -137,7 +137,7 @@ fn member_type_choices(tr: Tr, current: &str) -> Vec<Choice> {
     )
 }
 
-fn tier_choices(tr: Tr, all: &[Tier], current: &str) -> Vec<Choice> {
+fn tier_choices(tr: Tr, all: &[Tier], current: &str) -> Vec<SelectOption> {
     choices(
         all.iter()
             .map(|t| (t.def.code.clone(), tier_label(tr, &t.def.code, &t.name)))
@@ -348,14 +348,14 @@ pub struct RulesPage {
     pub can_manage: bool,
     pub rule_form: RuleForm,
     pub campaign_form: CampaignForm,
-    pub categories_rule: Vec<Choice>,
-    pub types_rule: Vec<Choice>,
-    pub tiers_rule: Vec<Choice>,
-    pub categories_campaign: Vec<Choice>,
-    pub types_campaign: Vec<Choice>,
-    pub tiers_campaign: Vec<Choice>,
+    pub categories_rule: Vec<SelectOption>,
+    pub types_rule: Vec<SelectOption>,
+    pub tiers_rule: Vec<SelectOption>,
+    pub categories_campaign: Vec<SelectOption>,
+    pub types_campaign: Vec<SelectOption>,
+    pub tiers_campaign: Vec<SelectOption>,
     pub quote_form: QuoteForm,
-    pub quote_categories: Vec<Vec<Choice>>,
+    pub quote_categories: Vec<Vec<SelectOption>>,
     pub quote: Option<QuoteView>,
     /// `rule` or `campaign`: the form to open.
     pub open: String,

@@ -552,14 +552,14 @@ pub struct MemberCard {
     pub key_adjust: String,
     pub form: MemberFormState,
     /// Rewards the member can redeem now, for the redeem form.
-    pub rewards: Vec<super::loyalty::Choice>,
+    pub rewards: Vec<super::loyalty::SelectOption>,
     pub vouchers: Vec<super::rewards::VoucherView>,
     pub key_voucher: String,
     /// The voucher just issued, to point at.
     pub new_voucher: String,
     pub referral: super::referrals::MemberReferrals,
     pub price_lines: Vec<super::loyalty::LineForm>,
-    pub price_categories: Vec<Vec<super::loyalty::Choice>>,
+    pub price_categories: Vec<Vec<super::loyalty::SelectOption>>,
 }
 
 /// The membership part of the 360° page.
@@ -722,7 +722,7 @@ pub async fn card(
         rewards: catalogue
             .iter()
             .filter(|r| r.redeemable_at(now).is_ok())
-            .map(|r| super::loyalty::Choice {
+            .map(|r| super::loyalty::SelectOption {
                 code: r.code.clone(),
                 label: format!("{} · {}", r.name, tr.count("points-count", r.cost_points)),
                 selected: false,

@@ -23,7 +23,8 @@ use serde::Deserialize;
 
 use super::i18n::Tr;
 use super::loyalty::{
-    Choice, FieldErrors, Pairs, day_start, field, form_errors, local_day, opt_field, parse_int,
+    FieldErrors, Pairs, SelectOption, day_start, field, form_errors, local_day, opt_field,
+    parse_int,
 };
 use super::membership::{MemberFormState, PAGE, Tab, tabs};
 use super::{Layout, PageError, PageResult, Staff, html};
@@ -138,7 +139,7 @@ pub struct RewardsPage {
     pub can_manage: bool,
     pub can_write: bool,
     pub form: RewardForm,
-    pub kinds: Vec<Choice>,
+    pub kinds: Vec<SelectOption>,
     pub open_form: bool,
     pub lookup: String,
     pub voucher: Option<VoucherView>,
@@ -275,7 +276,7 @@ async fn render(
         can_write: staff.may(Permission::MembersWrite),
         kinds: RewardKind::ALL
             .iter()
-            .map(|k| Choice {
+            .map(|k| SelectOption {
                 code: k.as_str().into(),
                 label: kind_label(tr, *k),
                 selected: k.as_str() == form.kind,
