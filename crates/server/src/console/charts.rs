@@ -359,78 +359,6 @@ pub fn cohorts(tr: Tr, id: &str, title: &str, rows: &[CohortLine]) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::console::i18n::Locale;
-
-    #[test]
-    fn nice_bounds() {
-        assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(7.0), 10.0);
-        assert_eq!(nice_max(180.0), 200.0);
-        assert_eq!(nice_max(2400.0), 2500.0);
-    }
-
-    #[test]
-    fn charts_are_wellformed_and_escaped() {
-        let tr = Tr::new(Locale::En);
-        let m = months(
-            tr,
-            "m",
-            "A <title>",
-            &[
-                MonthBar {
-                    month: "2026-01".into(),
-                    revenue_minor: 10_000,
-                    visits: 3,
-                },
-                MonthBar {
-                    month: "2026-02".into(),
-                    revenue_minor: 5_000,
-                    visits: 5,
-                },
-            ],
-        );
-        assert!(m.starts_with("<svg") && m.ends_with("</svg>"));
-        assert!(m.contains("A &lt;title&gt;"));
-        assert_eq!(
-            m.matches("<rect class=\"bar\"").count(),
-            3,
-            "two months and the legend"
-        );
-        let p = pareto(
-            tr,
-            "p",
-            "P",
-            &[
-                CurvePoint {
-                    patient_share: 0.0,
-                    revenue_share: 0.0,
-                },
-                CurvePoint {
-                    patient_share: 1.0,
-                    revenue_share: 1.0,
-                },
-            ],
-            0.8,
-        );
-        assert!(p.contains("class=\"marker\""));
-        let c = cohorts(
-            tr,
-            "c",
-            "C",
-            &[CohortLine {
-                cohort: "2026-01".into(),
-                size: 10,
-                retention: vec![Some(1.0), Some(0.2), None],
-            }],
-        );
-        assert_eq!(c.matches("cell-empty").count(), 10);
-        assert!(c.contains(">20%<"));
-    }
-}
-
 /// One stacked column: a month and its parts, in legend order.
 pub struct StackedMonth {
     /// `YYYY-MM`.
@@ -524,4 +452,76 @@ pub fn stacked_months(
     }
     s.push_str("</svg>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::i18n::Locale;
+
+    #[test]
+    fn nice_bounds() {
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(7.0), 10.0);
+        assert_eq!(nice_max(180.0), 200.0);
+        assert_eq!(nice_max(2400.0), 2500.0);
+    }
+
+    #[test]
+    fn charts_are_wellformed_and_escaped() {
+        let tr = Tr::new(Locale::En);
+        let m = months(
+            tr,
+            "m",
+            "A <title>",
+            &[
+                MonthBar {
+                    month: "2026-01".into(),
+                    revenue_minor: 10_000,
+                    visits: 3,
+                },
+                MonthBar {
+                    month: "2026-02".into(),
+                    revenue_minor: 5_000,
+                    visits: 5,
+                },
+            ],
+        );
+        assert!(m.starts_with("<svg") && m.ends_with("</svg>"));
+        assert!(m.contains("A &lt;title&gt;"));
+        assert_eq!(
+            m.matches("<rect class=\"bar\"").count(),
+            3,
+            "two months and the legend"
+        );
+        let p = pareto(
+            tr,
+            "p",
+            "P",
+            &[
+                CurvePoint {
+                    patient_share: 0.0,
+                    revenue_share: 0.0,
+                },
+                CurvePoint {
+                    patient_share: 1.0,
+                    revenue_share: 1.0,
+                },
+            ],
+            0.8,
+        );
+        assert!(p.contains("class=\"marker\""));
+        let c = cohorts(
+            tr,
+            "c",
+            "C",
+            &[CohortLine {
+                cohort: "2026-01".into(),
+                size: 10,
+                retention: vec![Some(1.0), Some(0.2), None],
+            }],
+        );
+        assert_eq!(c.matches("cell-empty").count(), 10);
+        assert!(c.contains(">20%<"));
+    }
 }

@@ -996,7 +996,10 @@ pub struct PriceView {
 
 /// Basis points as a percentage (`500` → `5 %`, `250` → `2.5 %`).
 fn bp_pct(tr: Tr, bp: u32) -> String {
-    tr.pct(f64::from(bp) / 10_000.0, if bp % 100 == 0 { 0 } else { 2 })
+    tr.pct(
+        f64::from(bp) / 10_000.0,
+        if bp.is_multiple_of(100) { 0 } else { 2 },
+    )
 }
 
 async fn price_quote(
