@@ -405,13 +405,7 @@ async fn rules_page(
         .filter(|d| ["rule", "campaign", "deleted"].contains(d))
         .map(|d| tr.t(&format!("rules-done-{d}")));
     let err = |e| PageError::from_app(&staff, e);
-    let mut state = RulesState {
-        rule_form: None,
-        campaign_form: None,
-        quote_form: None,
-        quote: None,
-        open: String::new(),
-    };
+    let mut state = no_state();
     if let Some(code) = q.edit_rule.filter(|_| staff.may(Permission::LoyaltyManage)) {
         let rules = earning::list_rules(&app).await.map_err(err)?;
         let Some(r) = rules.into_iter().find(|r| r.code == code) else {
@@ -1011,11 +1005,7 @@ async fn price_quote(
     let tr = staff.tr;
     let member_id: i64 = id.parse().map_err(|_| PageError::not_found(&staff))?;
     let err = |e| PageError::from_app(&staff, e);
-    let key = rapport_app::loyalty::get(&app, member_id)
-        .await
-        .map_err(err)?
-        .member
-        .patient_key;
+    let key = super::membership::patient_of_member(&app, &staff, member_id).await?;
     let (lines_form, lines, mut errors) = read_lines(tr, &p, true);
     let mut view = None;
     if errors.is_empty() {

@@ -779,8 +779,13 @@ fn parse_points(s: &str) -> Option<i64> {
     Some(if neg { -n } else { n })
 }
 
-async fn member_of(app: &App, staff: &Staff, id: &str) -> Result<i64, PageError> {
+pub async fn member_of(app: &App, staff: &Staff, id: &str) -> Result<i64, PageError> {
     let id = id.parse::<i64>().map_err(|_| PageError::not_found(staff))?;
+    patient_of_member(app, staff, id).await
+}
+
+/// The patient (platform id) of member `id`.
+pub async fn patient_of_member(app: &App, staff: &Staff, id: i64) -> Result<i64, PageError> {
     let v = loyalty::get(app, id)
         .await
         .map_err(|e| PageError::from_app(staff, e))?;

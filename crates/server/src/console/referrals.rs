@@ -97,11 +97,7 @@ async fn make_code(State(app): State<App>, staff: Staff, Path(id): Path<String>)
     }
     let member_id: i64 = id.parse().map_err(|_| PageError::not_found(&staff))?;
     let err = |e| PageError::from_app(&staff, e);
-    let key = rapport_app::loyalty::get(&app, member_id)
-        .await
-        .map_err(err)?
-        .member
-        .patient_key;
+    let key = super::membership::patient_of_member(&app, &staff, member_id).await?;
     referrals::code(&app, &staff.actor(), member_id)
         .await
         .map_err(err)?;

@@ -435,11 +435,7 @@ async fn redeem(
         return Err(PageError::forbidden(&staff));
     }
     let member_id: i64 = id.parse().map_err(|_| PageError::not_found(&staff))?;
-    let key = loyalty::get(&app, member_id)
-        .await
-        .map_err(|e| PageError::from_app(&staff, e))?
-        .member
-        .patient_key;
+    let key = super::membership::patient_of_member(&app, &staff, member_id).await?;
     match rewards::redeem(
         &app,
         &staff.actor(),
@@ -506,11 +502,7 @@ async fn voucher_action(
         Ok(v) => {
             cache.clear();
             if on_card {
-                let key = loyalty::get(&app, v.member_id)
-                    .await
-                    .map_err(|e| PageError::from_app(&staff, e))?
-                    .member
-                    .patient_key;
+                let key = super::membership::patient_of_member(&app, &staff, v.member_id).await?;
                 Ok(
                     Redirect::to(&format!("/patients/{key}?done=voucher_{done}#membership"))
                         .into_response(),
@@ -526,11 +518,7 @@ async fn voucher_action(
             let (status, message) =
                 voucher_refusal(staff.tr, e).map_err(|e| PageError::from_app(&staff, e))?;
             if on_card && let Ok(v) = rewards::get(&app, &code).await {
-                let key = loyalty::get(&app, v.member_id)
-                    .await
-                    .map_err(|e| PageError::from_app(&staff, e))?
-                    .member
-                    .patient_key;
+                let key = super::membership::patient_of_member(&app, &staff, v.member_id).await?;
                 return super::patients::render_for_membership(
                     &app,
                     &staff,
