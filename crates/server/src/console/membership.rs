@@ -3,10 +3,11 @@
 //! liability, and the membership card of the 360° page with the desk's
 //! point actions.
 //!
-//! The section has sub-pages ([`SUBPAGES`], drawn as tabs). Earning rules,
-//! rewards and referrals are listed as sub-pages that are not ready yet:
-//! they show a labelled place, never invented figures. Making one ready is
-//! a handler and its template, and `ready: true` in its entry.
+//! The section has sub-pages ([`SUBPAGES`], drawn as tabs): members and
+//! tiers here; earning rules, rewards, referrals and reports in their own
+//! modules (`loyalty`, `rewards`, `referrals`, `reports`), mounted by
+//! [`routes`]. A sub-page whose module is not in use yet is marked
+//! `ready: false` and shows a labelled place, never invented figures.
 //!
 //! Every point-moving form carries an idempotency key chosen when the
 //! page was drawn, so a double click or a resent form applies once: the
