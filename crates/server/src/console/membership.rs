@@ -5,8 +5,8 @@
 //!
 //! The section has sub-pages ([`SUBPAGES`], drawn as tabs): members and
 //! tiers here; earning rules, rewards, referrals and reports in their own
-//! modules (`loyalty`, `rewards`, `referrals`, `reports`), mounted by
-//! [`routes`]. A sub-page whose module is not in use yet is marked
+//! modules (`loyalty`, `rewards`, `referrals`, `reports`), mounted with
+//! this section's routes. A sub-page whose module is not in use yet is marked
 //! `ready: false` and shows a labelled place, never invented figures.
 //!
 //! Every point-moving form carries an idempotency key chosen when the
