@@ -572,6 +572,24 @@ async fn programme_pages_quote_redeem_refer_and_report(engine: Engine) {
     assert_eq!(text_of(&page, "liability-points"), "1,100 points");
     assert_eq!(text_of(&page, "liability-value"), "CN¥11.00");
     assert!(page.contains("id=\"svg-tiers-months\""));
+    // Every new page in Chinese and Spanish, money in each one's format.
+    for (lang, money) in [("zh-CN", "¥11.00"), ("es", "11,00\u{a0}CN¥")] {
+        for path in [
+            "/membership/rules",
+            "/membership/rewards",
+            "/membership/referrals",
+            "/membership/reports",
+        ] {
+            let (s, page) = get(&t, &boss, path, lang).await;
+            assert_eq!(s, 200, "{lang} {path}");
+            assert!(
+                page.contains(&format!("<html lang=\"{lang}\">")),
+                "{lang} {path}"
+            );
+        }
+        let (_, page) = get(&t, &boss, "/membership/reports", lang).await;
+        assert_eq!(text_of(&page, "liability-value"), money);
+    }
     // The price quote applies the Silver discount per line.
     let tiers = rapport_app::loyalty::tiers::list(&t.app).await.unwrap();
     let silver = tiers.iter().find(|x| x.def.code == "silver").unwrap();
