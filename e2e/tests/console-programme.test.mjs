@@ -150,7 +150,7 @@ test("a redeemed reward issues a voucher that can be used once", async () => {
   assert.match(code, /^[A-Z0-9]{10}$/);
   assert.match(await page.locator(".notice").innerText(), new RegExp(`Voucher ${code} issued`));
   assert.equal(num(await page.locator("#points-available").innerText()), available - 100);
-  assert.equal(await page.locator(`#vouchers tr[data-voucher=${code}]`).getAttribute("data-state"), "issued");
+  assert.equal(await page.locator(`#vouchers tr[data-voucher="${code}"]`).getAttribute("data-state"), "issued");
   await shot(page, "member-card-vouchers");
 
   // At the desk: look it up, use it; a second use is refused.
@@ -202,7 +202,7 @@ test("enrolling with a referral code counts in the referrer's funnel, and refusa
   assert.match(await page.locator(".alert").innerText(), /same phone number/);
 
   await page.goto(`${BASE}/membership/referrals`);
-  const row = page.locator(`#referrers tr[data-code=${code}]`);
+  const row = page.locator(`#referrers tr[data-code="${code}"]`);
   assert.equal(num(await row.locator("[data-registered]").innerText()), 1);
   assert.equal(num(await row.locator("[data-rewarded]").innerText()), 0);
   await shot(page, "membership-referrals");
