@@ -379,11 +379,18 @@ pub fn stacked_months(
     let (left, right, top, bottom) = (56.0, 16.0, 16.0, 56.0);
     let pw = w - left - right;
     let ph = h - top - bottom;
+    // Counts of people: a scale whose quarters are whole numbers.
     let max = nice_max(
         data.iter()
             .map(|m| m.parts.iter().sum::<u64>() as f64)
             .fold(0.0, f64::max),
-    );
+    )
+    .max(4.0);
+    let max = if max < 40.0 {
+        (max / 4.0).ceil() * 4.0
+    } else {
+        max
+    };
     let desc = data
         .iter()
         .map(|m| {
