@@ -2,42 +2,9 @@
 // campaigns, rewards and vouchers, referrals, reports) and the desk's
 // actions on the member card. scripts/e2e starts the demo server; the
 // tests run in order and share one member.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
-
-const BASE = process.env.RAPPORT_URL;
-const PASSWORD = process.env.RAPPORT_E2E_PASSWORD;
-const SHOTS = process.env.RAPPORT_SCREENSHOTS === "1" ? process.env.RAPPORT_SCREENSHOT_DIR : null;
-if (!BASE || !PASSWORD) throw new Error("run through scripts/e2e (RAPPORT_URL, RAPPORT_E2E_PASSWORD)");
-
-let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
-  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
-});
-after(async () => { await browser?.close(); });
-
-async function session(login, { locale = "en-US" } = {}) {
-  const context = await browser.newContext({ locale, viewport: { width: 1360, height: 900 } });
-  const page = await context.newPage();
-  await page.goto(`${BASE}/login`);
-  await page.getByLabel(/Login|账号|Usuario/).fill(login);
-  await page.getByLabel(/Password|密码|Contraseña/).fill(PASSWORD);
-  await page.locator("form[action='/login'] button[type=submit]").click();
-  await page.waitForURL((u) => !u.pathname.startsWith("/login"));
-  return { context, page };
-}
-
-async function shot(page, name) {
-  if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
-}
-
-const num = (s) => Number(String(s).replace(/[^\d-]/g, ""));
+import { BASE, num, session, shot } from "../browser.mjs";
 
 /** Posts a console form from the page (the session's CSRF token). */
 async function postForm(page, path, fields = {}) {
