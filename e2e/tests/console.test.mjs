@@ -1,47 +1,16 @@
 // Browser tests of the staff console, in headless Chromium driven by
 // playwright-core. scripts/e2e starts a demo server and passes its URL
 // and the accounts in the environment.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
-
-const BASE = process.env.RAPPORT_URL;
-const PASSWORD = process.env.RAPPORT_E2E_PASSWORD;
-const SHOTS = process.env.RAPPORT_SCREENSHOTS === "1" ? process.env.RAPPORT_SCREENSHOT_DIR : null;
-if (!BASE || !PASSWORD) throw new Error("run through scripts/e2e (RAPPORT_URL, RAPPORT_E2E_PASSWORD)");
-
-let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
-  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
-});
-after(async () => { await browser?.close(); });
-
-async function session(login, { locale = "en-US", width = 1360, height = 900 } = {}) {
-  const context = await browser.newContext({ locale, viewport: { width, height } });
-  const page = await context.newPage();
-  await page.goto(`${BASE}/login`);
-  await page.getByLabel(/Login|账号|Usuario/).fill(login);
-  await page.getByLabel(/Password|密码|Contraseña/).fill(PASSWORD);
-  await page.locator("form[action='/login'] button[type=submit]").click();
-  await page.waitForURL((u) => !u.pathname.startsWith("/login"));
-  return { context, page };
-}
-
-async function shot(page, name) {
-  if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
-}
+import { BASE, newContext, session, shot } from "../browser.mjs";
 
 test("a wrong password is refused in the browser's language", async () => {
-  const context = await browser.newContext({ locale: "es-ES" });
+  const context = await newContext({ locale: "es-ES" });
   const page = await context.newPage();
   await page.goto(`${BASE}/login`);
   assert.equal(await page.locator("html").getAttribute("lang"), "es");
-  if (SHOTS) await shot(page, "login");
+  await shot(page, "login");
   await page.getByLabel("Usuario").fill("e2e-admin");
   await page.getByLabel("Contraseña").fill("not the password at all");
   await page.getByRole("button", { name: "Entrar" }).click();

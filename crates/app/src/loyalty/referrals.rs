@@ -127,3 +127,11 @@ pub async fn funnel(app: &App, member_id: i64) -> Result<Funnel> {
         referrals,
     })
 }
+
+pub use rapport_store::loyalty::referrals::ReferrerRow;
+
+/// The programme's referrers with their funnels, those who brought the
+/// most patients first.
+pub async fn referrers(app: &App, limit: i64) -> Result<Vec<ReferrerRow>> {
+    Ok(store::referrers(&app.db, app.hospital_id, limit.clamp(1, 1_000)).await?)
+}

@@ -11,6 +11,7 @@ both_engines!(
     forms_need_the_csrf_token_and_record_visits,
     each_user_s_language_is_stored,
     membership_forms_apply_once_and_new_pages_follow_roles,
+    programme_pages_quote_redeem_refer_and_report,
 );
 
 const PW: &str = "correct horse battery";
@@ -380,4 +381,274 @@ async fn membership_forms_apply_once_and_new_pages_follow_roles(engine: Engine) 
     assert_eq!(s, 200);
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert!(v["n"].is_number(), "{v}");
+}
+
+/// The text of the element with `id` (up to its first `<`).
+fn text_of<'a>(page: &'a str, id: &str) -> &'a str {
+    let at = page
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let rest = &page[at..];
+    let start = rest.find('>').expect("tag end") + 1;
+    let end = rest[start..].find('<').expect("text end");
+    &rest[start..start + end]
+}
+
+async fn programme_pages_quote_redeem_refer_and_report(engine: Engine) {
+    use rapport_domain::loyalty::FeeCategory;
+    let Some(t) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let key = t.patient("P010", "Wang Fang").await;
+    let boss = login(&t, "boss", "manager").await;
+    let today = t.app.today();
+    let (_, page) = get(&t, &boss, "/membership/rules", "en").await;
+    assert!(page.contains("id=\"rules-empty\""), "no rules yet");
+    let csrf = csrf_of(&page);
+    let send = |path: &'static str, body: String| {
+        let (t, boss) = (&t, &boss);
+        async move { post(t, boss, path, &body, true).await }
+    };
+    // A refused rule names its field, next to the field.
+    let (s, page, _) = send(
+        "/membership/rules",
+        format!("csrf_token={csrf}&create=1&code=Bad+Code&points_per_unit=1&priority=0"),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert!(
+        text_of(&page, "code-err").contains("lowercase letters"),
+        "{page}"
+    );
+    let (s, _, at) = send(
+        "/membership/rules",
+        format!("csrf_token={csrf}&create=1&code=base&points_per_unit=1&priority=0"),
+    )
+    .await;
+    assert_eq!((s, at.as_str()), (303, "/membership/rules?done=rule"));
+    // Enrol, and earn enough for Silver.
+    let (s, _, _) = send(
+        "/membership/enrol",
+        format!("csrf_token={csrf}&patient_id=P010&from_patient={key}"),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let member = rapport_app::loyalty::of_patient(&t.app, key)
+        .await
+        .unwrap()
+        .unwrap()
+        .member;
+    let mid = member.id;
+    let (s, _, _) = post(
+        &t,
+        &boss,
+        &format!("/membership/members/{mid}/points"),
+        &format!("csrf_token={csrf}&kind=earn&points=1200&reason=desk&idempotency_key=e-1"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 303);
+    // The earn quote, before and after a double-points campaign.
+    let quote = |body: String| {
+        let (t, boss) = (&t, &boss);
+        async move {
+            let (s, page, _) = post(t, boss, "/membership/rules/quote", &body, true).await;
+            assert_eq!(s, 200, "{page}");
+            let at = page.find("data-points=\"").expect("a quote") + 13;
+            page[at..at + page[at..].find('"').unwrap()]
+                .parse::<i64>()
+                .unwrap()
+        }
+    };
+    let q = format!(
+        "csrf_token={csrf}&member={}&date={today}&l0_category=treatment&l0_amount=250.00&l1_category=examination&l1_amount=",
+        member.card_no
+    );
+    assert_eq!(quote(q.clone()).await, 250);
+    let (s, _, _) = send(
+        "/membership/campaigns",
+        format!(
+            "csrf_token={csrf}&create=1&code=double&name=Double+week&starts={today}&ends={}&effect=multiply_percent&value=200&priority=10",
+            today + chrono::Duration::days(6)
+        ),
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert_eq!(quote(q).await, 500, "doubled");
+    let (_, page) = get(&t, &boss, "/membership/rules", "en").await;
+    assert!(page.contains("data-campaign=\"double\" data-state=\"active\""));
+    assert!(page.contains("×2"));
+    // A reward, redeemed twice with one key: one voucher, one redeem.
+    let (s, _, _) = send(
+        "/membership/rewards",
+        format!("csrf_token={csrf}&create=1&code=mug&name=Mug&kind=gift&cost=100&stock=2&from={today}&valid_days=30"),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let redeem = format!("csrf_token={csrf}&reward=mug&idempotency_key=v-1");
+    let path = format!("/membership/members/{mid}/vouchers");
+    let (s1, _, at1) = post(&t, &boss, &path, &redeem, true).await;
+    let (s2, _, at2) = post(&t, &boss, &path, &redeem, true).await;
+    assert_eq!((s1, s2), (303, 303));
+    assert_eq!(at1, at2, "the same voucher");
+    let code = at1
+        .split("voucher=")
+        .nth(1)
+        .and_then(|r| r.split('#').next())
+        .expect("a voucher code")
+        .to_string();
+    let balance = rapport_app::loyalty::get(&t.app, mid)
+        .await
+        .unwrap()
+        .member
+        .balance
+        .available;
+    assert_eq!(balance, 1100);
+    let (_, page) = get(&t, &boss, &format!("/patients/{key}"), "en").await;
+    assert!(page.contains(&format!("data-voucher=\"{code}\" data-state=\"issued\"")));
+    let use_path = format!("/membership/vouchers/{code}/use");
+    let (s, _, _) = post(
+        &t,
+        &boss,
+        &use_path,
+        &format!("csrf_token={csrf}&back=card"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, page, _) = post(&t, &boss, &use_path, &format!("csrf_token={csrf}"), true).await;
+    assert_eq!(s, 409);
+    assert!(text_of(&page, "lookup-err").contains("already used"));
+    assert_eq!(text_of(&page, "voucher-state"), "Used");
+    // Referrals: the code, a refusal (same phone), then a referral.
+    let (s, _, _) = post(
+        &t,
+        &boss,
+        &format!("/membership/members/{mid}/referral-code"),
+        &format!("csrf_token={csrf}"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, page) = get(&t, &boss, &format!("/patients/{key}"), "en").await;
+    let referral = text_of(&page, "referral-code").to_string();
+    assert_eq!(referral.len(), 8);
+    t.patient("P011", "Same Phone").await;
+    let (s, page, _) = send(
+        "/membership/enrol",
+        format!("csrf_token={csrf}&patient_id=P011&referral_code={referral}"),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert!(
+        page.contains("the referrer has the same phone number"),
+        "{page}"
+    );
+    let (s, b) = t
+        .call(
+            "POST",
+            "/api/v1/patients",
+            Some(serde_json::json!({"patient_id": "P012", "name": "Zhao Lei", "phone": "13900000000"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, _, _) = send(
+        "/membership/enrol",
+        format!(
+            "csrf_token={csrf}&patient_id=P012&referral_code={}",
+            referral.to_lowercase()
+        ),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, page) = get(&t, &boss, "/membership/referrals", "en").await;
+    let row = &page[page
+        .find(&format!("data-code=\"{referral}\""))
+        .expect("the referrer")..];
+    assert!(row.contains("data-registered>1<") && row.contains("data-rewarded>0<"));
+    // Reports: the liability in points and money.
+    let (s, page) = get(&t, &boss, "/membership/reports", "en").await;
+    assert_eq!(s, 200);
+    assert_eq!(text_of(&page, "liability-points"), "1,100 points");
+    assert_eq!(text_of(&page, "liability-value"), "CN¥11.00");
+    assert!(page.contains("id=\"svg-tiers-months\""));
+    // Every new page in Chinese and Spanish, money in each one's format.
+    for (lang, money) in [("zh-CN", "¥11.00"), ("es", "11,00\u{a0}CN¥")] {
+        for path in [
+            "/membership/rules",
+            "/membership/rewards",
+            "/membership/referrals",
+            "/membership/reports",
+        ] {
+            let (s, page) = get(&t, &boss, path, lang).await;
+            assert_eq!(s, 200, "{lang} {path}");
+            assert!(
+                page.contains(&format!("<html lang=\"{lang}\">")),
+                "{lang} {path}"
+            );
+        }
+        let (_, page) = get(&t, &boss, "/membership/reports", lang).await;
+        assert_eq!(text_of(&page, "liability-value"), money);
+    }
+    // The price quote applies the Silver discount per line.
+    let tiers = rapport_app::loyalty::tiers::list(&t.app).await.unwrap();
+    let silver = tiers.iter().find(|x| x.def.code == "silver").unwrap();
+    let cat = FeeCategory::ALL
+        .into_iter()
+        .find(|c| silver.def.benefits.discount_bp(*c) > 0)
+        .expect("a Silver discount");
+    let (s, page, _) = post(
+        &t,
+        &boss,
+        &format!("/membership/members/{mid}/price-quote"),
+        &format!(
+            "csrf_token={csrf}&l0_category={}&l0_department=Scan&l0_amount=333.33",
+            cat.as_str()
+        ),
+        true,
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    let discount = 33_333 * i64::from(silver.def.benefits.discount_bp(cat)) / 10_000;
+    let net = 33_333 - discount;
+    assert_eq!(
+        text_of(&page, "price-total-net"),
+        format!("CN¥{}.{:02}", net / 100, net % 100)
+    );
+    assert!(discount > 0);
+    // Without loyalty:manage: the pages, no edit controls, edits refused.
+    let desk = login(&t, "desk", "membership_desk").await;
+    for path in [
+        "/membership/rules",
+        "/membership/rewards",
+        "/membership/referrals",
+    ] {
+        let (s, page) = get(&t, &desk, path, "en").await;
+        assert_eq!(s, 200, "{path}");
+        for control in [
+            "rule-form",
+            "campaign-form",
+            "reward-form",
+            "referral-reward-form",
+        ] {
+            assert!(
+                !page.contains(&format!("id=\"{control}\"")),
+                "{path} {control}"
+            );
+        }
+        assert!(!page.contains("/delete\""), "{path}");
+    }
+    let (_, page) = get(&t, &desk, "/membership/rules", "en").await;
+    let csrf = csrf_of(&page);
+    let (s, _, _) = post(
+        &t,
+        &desk,
+        "/membership/rules",
+        &format!("csrf_token={csrf}&create=1&code=x&points_per_unit=1&priority=1"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let analyst = login(&t, "numbers", "analyst").await;
+    assert_eq!(get(&t, &analyst, "/membership/reports", "en").await.0, 403);
 }

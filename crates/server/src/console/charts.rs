@@ -359,6 +359,108 @@ pub fn cohorts(tr: Tr, id: &str, title: &str, rows: &[CohortLine]) -> String {
     s
 }
 
+/// One stacked column: a month and its parts, in legend order.
+pub struct StackedMonth {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub parts: Vec<u64>,
+}
+
+/// Columns per month, each split into parts (members per tier), with a
+/// legend naming the parts and a CSS class per part (`tier-1`…).
+pub fn stacked_months(
+    tr: Tr,
+    id: &str,
+    title: &str,
+    legend: &[(String, String)],
+    data: &[StackedMonth],
+) -> String {
+    let (w, h) = (720.0, 280.0);
+    let (left, right, top, bottom) = (56.0, 16.0, 16.0, 56.0);
+    let pw = w - left - right;
+    let ph = h - top - bottom;
+    // Counts of people: a scale whose quarters are whole numbers.
+    let max = nice_max(
+        data.iter()
+            .map(|m| m.parts.iter().sum::<u64>() as f64)
+            .fold(0.0, f64::max),
+    )
+    .max(4.0);
+    let max = if max < 40.0 {
+        (max / 4.0).ceil() * 4.0
+    } else {
+        max
+    };
+    let desc = data
+        .iter()
+        .map(|m| {
+            let parts = legend
+                .iter()
+                .zip(&m.parts)
+                .map(|((name, _), n)| format!("{name} {}", tr.num(*n as i64)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("{}: {parts}", tr.month(&m.month, false))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut s = String::new();
+    open(&mut s, id, w as u32, h as u32, title, &desc);
+    for i in 0..=4 {
+        let y = top + ph - ph * f64::from(i) / 4.0;
+        let _ = write!(
+            s,
+            r#"<line class="grid" x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            w - right,
+            left - 6.0,
+            y + 4.0,
+            esc(&tr.compact(max * f64::from(i) / 4.0)),
+        );
+    }
+    let n = data.len().max(1) as f64;
+    let slot = pw / n;
+    let bar = (slot * 0.64).max(1.0);
+    for (i, m) in data.iter().enumerate() {
+        let x = left + slot * i as f64 + (slot - bar) / 2.0;
+        let mut base = top + ph;
+        for ((name, class), v) in legend.iter().zip(&m.parts) {
+            let bh = ph * *v as f64 / max;
+            base -= bh;
+            let _ = write!(
+                s,
+                r#"<rect class="{}" x="{x:.1}" y="{base:.1}" width="{bar:.1}" height="{bh:.1}"><title>{}: {} {}</title></rect>"#,
+                esc(class),
+                esc(&tr.month(&m.month, false)),
+                esc(name),
+                esc(&tr.num(*v as i64)),
+            );
+        }
+        let every = (data.len() / 8).max(1);
+        if i % every == 0 || i + 1 == data.len() {
+            let _ = write!(
+                s,
+                r#"<text class="axis" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                left + slot * (i as f64 + 0.5),
+                h - bottom + 18.0,
+                esc(&tr.month(&m.month, true))
+            );
+        }
+    }
+    let mut lx = left;
+    for (name, class) in legend {
+        let _ = write!(
+            s,
+            r#"<g class="legend" transform="translate({lx:.1},{})"><rect class="{}" width="10" height="10" y="-9"/><text x="14">{}</text></g>"#,
+            h - 8.0,
+            esc(class),
+            esc(name),
+        );
+        lx += 24.0 + 8.0 * name.chars().count() as f64;
+    }
+    s.push_str("</svg>");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,11 @@
 //! liability, and the membership card of the 360° page with the desk's
 //! point actions.
 //!
-//! The section has sub-pages ([`SUBPAGES`], drawn as tabs). Earning rules,
-//! rewards and referrals are listed as sub-pages that are not ready yet:
-//! they show a labelled place, never invented figures. Making one ready is
-//! a handler and its template, and `ready: true` in its entry.
+//! The section has sub-pages ([`SUBPAGES`], drawn as tabs): members and
+//! tiers here; earning rules, rewards, referrals and reports in their own
+//! modules (`loyalty`, `rewards`, `referrals`, `reports`), mounted with
+//! this section's routes. A sub-page whose module is not in use yet is marked
+//! `ready: false` and shows a labelled place, never invented figures.
 //!
 //! Every point-moving form carries an idempotency key chosen when the
 //! page was drawn, so a double click or a resent form applies once: the
@@ -76,21 +77,28 @@ pub static SUBPAGES: &[SubPage] = &[
         path: "/membership/rules",
         title: "membership-tab-rules",
         permission: None,
-        ready: false,
+        ready: true,
     },
     SubPage {
         id: "rewards",
         path: "/membership/rewards",
         title: "membership-tab-rewards",
         permission: None,
-        ready: false,
+        ready: true,
     },
     SubPage {
         id: "referrals",
         path: "/membership/referrals",
         title: "membership-tab-referrals",
         permission: None,
-        ready: false,
+        ready: true,
+    },
+    SubPage {
+        id: "reports",
+        path: "/membership/reports",
+        title: "membership-tab-reports",
+        permission: None,
+        ready: true,
     },
 ];
 
@@ -104,7 +112,10 @@ fn routes() -> Router<App> {
     for s in SUBPAGES.iter().filter(|s| !s.ready) {
         r = r.route(s.path, get(planned));
     }
-    r
+    r.merge(super::loyalty::routes())
+        .merge(super::rewards::routes())
+        .merge(super::referrals::routes())
+        .merge(super::reports::routes())
 }
 
 /// A tab of the section.
@@ -115,7 +126,7 @@ pub struct Tab {
     pub ready: bool,
 }
 
-fn tabs(staff: &Staff, current: &str) -> Vec<Tab> {
+pub fn tabs(staff: &Staff, current: &str) -> Vec<Tab> {
     SUBPAGES
         .iter()
         .filter(|s| s.permission.is_none_or(|p| staff.may(p)))
@@ -397,6 +408,9 @@ pub struct EnrolForm {
     /// The platform id of the patient when enrolled from the 360° page.
     #[serde(default)]
     from_patient: String,
+    /// The referrer's code, when a member brought the patient.
+    #[serde(default)]
+    referral_code: String,
 }
 
 async fn enrol(
@@ -410,28 +424,46 @@ async fn enrol(
     }
     let tr = staff.tr;
     let member_type = Some(f.member_type.trim()).filter(|s| !s.is_empty());
-    let error =
-        match loyalty::enrol(&app, &staff.actor(), f.patient_id.trim(), member_type, None).await {
-            Ok(v) => {
-                cache.clear();
-                return Ok(Redirect::to(&format!(
-                    "/patients/{}?done=enrolled#membership",
-                    v.member.patient_key
-                ))
-                .into_response());
-            }
-            Err(AppError::NotFound("patient")) => tr.t("member-error-no-patient"),
-            Err(AppError::Conflict {
-                code: "already_member",
-                ..
-            }) => tr.t("member-error-already"),
-            Err(AppError::Validation(v)) => {
-                v.0.first()
-                    .map(|e| super::field_error(tr, e).1)
-                    .unwrap_or_default()
-            }
-            Err(e) => return Err(PageError::from_app(&staff, e)),
-        };
+    let referral = Some(f.referral_code.trim().to_uppercase()).filter(|s| !s.is_empty());
+    let error = match loyalty::enrol(
+        &app,
+        &staff.actor(),
+        f.patient_id.trim(),
+        member_type,
+        referral.as_deref(),
+    )
+    .await
+    {
+        Ok(v) => {
+            cache.clear();
+            return Ok(Redirect::to(&format!(
+                "/patients/{}?done=enrolled#membership",
+                v.member.patient_key
+            ))
+            .into_response());
+        }
+        Err(AppError::NotFound("patient")) => tr.t("member-error-no-patient"),
+        Err(AppError::Conflict {
+            code: "already_member",
+            ..
+        }) => tr.t("member-error-already"),
+        Err(AppError::Conflict { code, .. })
+            if code.starts_with("referral_")
+                || code == "referrer_inactive"
+                || code == "already_referred" =>
+        {
+            tr.t(&format!("enrol-error-{}", code.replace('_', "-")))
+        }
+        Err(AppError::Validation(v)) if v.0.iter().any(|e| e.field == "referral_code") => {
+            tr.t("enrol-error-unknown-referral-code")
+        }
+        Err(AppError::Validation(v)) => {
+            v.0.first()
+                .map(|e| super::field_error(tr, e).1)
+                .unwrap_or_default()
+        }
+        Err(e) => return Err(PageError::from_app(&staff, e)),
+    };
     if let Ok(key) = f.from_patient.parse::<i64>() {
         return super::patients::render_for_membership(
             &app,
@@ -463,8 +495,14 @@ async fn enrol(
 /// What the desk's point forms show after a refused submission.
 #[derive(Debug, Default, Clone)]
 pub struct MemberFormState {
-    /// `points` or `adjust`: which form to open.
+    /// `points`, `adjust`, `voucher` or `price`: which form to open.
     pub open: String,
+    /// The code of a voucher just issued.
+    pub new_voucher: String,
+    /// The price quote's lines, result and errors.
+    pub price_lines: Vec<super::loyalty::LineForm>,
+    pub price: Option<super::loyalty::PriceView>,
+    pub price_errors: super::loyalty::FieldErrors,
     pub kind: String,
     pub points: String,
     pub reason: String,
@@ -514,6 +552,15 @@ pub struct MemberCard {
     pub key_points: String,
     pub key_adjust: String,
     pub form: MemberFormState,
+    /// Rewards the member can redeem now, for the redeem form.
+    pub rewards: Vec<super::loyalty::SelectOption>,
+    pub vouchers: Vec<super::rewards::VoucherView>,
+    pub key_voucher: String,
+    /// The voucher just issued, to point at.
+    pub new_voucher: String,
+    pub referral: super::referrals::MemberReferrals,
+    pub price_lines: Vec<super::loyalty::LineForm>,
+    pub price_categories: Vec<Vec<super::loyalty::SelectOption>>,
 }
 
 /// The membership part of the 360° page.
@@ -595,12 +642,16 @@ pub async fn card(
     };
     let tr = staff.tr;
     let m = v.member;
-    let (all, ledger, history) = tokio::join!(
+    let (all, ledger, history, catalogue, vouchers) = tokio::join!(
         tiers::list(app),
         loyalty::ledger(app, m.id, None, CARD_LEDGER),
         loyalty::tier_history(app, m.id),
+        loyalty::rewards::list(app),
+        loyalty::rewards::of_member(app, m.id),
     );
-    let (all, ledger, history) = (all?, ledger?, history?);
+    let (all, ledger, history, catalogue, vouchers) =
+        (all?, ledger?, history?, catalogue?, vouchers?);
+    let now = app.now();
     let current_rank = all
         .iter()
         .find(|t| t.def.code == m.tier)
@@ -628,6 +679,11 @@ pub async fn card(
         None => (tr.t("member-top-tier"), 100),
     };
     let active = m.status == "active";
+    let price_lines = if form.price_lines.is_empty() {
+        super::loyalty::blank_lines()
+    } else {
+        form.price_lines.clone()
+    };
     let card = MemberCard {
         id: m.id,
         card_no: m.card_no.clone(),
@@ -664,6 +720,28 @@ pub async fn card(
         key_points: new_key(),
         key_adjust: new_key(),
         form: form.clone(),
+        rewards: catalogue
+            .iter()
+            .filter(|r| r.redeemable_at(now).is_ok())
+            .map(|r| super::loyalty::SelectOption {
+                code: r.code.clone(),
+                label: format!("{} · {}", r.name, tr.count("points-count", r.cost_points)),
+                selected: false,
+            })
+            .collect(),
+        vouchers: vouchers
+            .iter()
+            .take(20)
+            .map(|v| super::rewards::voucher_view(tr, v, &catalogue, now))
+            .collect(),
+        key_voucher: new_key(),
+        new_voucher: form.new_voucher.clone(),
+        referral: super::referrals::of_member(app, staff, m.id).await?,
+        price_categories: price_lines
+            .iter()
+            .map(|l| super::loyalty::category_choices(tr, &l.category))
+            .collect(),
+        price_lines,
     };
     Ok((Membership::Member(Box::new(card)), form))
 }
@@ -702,8 +780,13 @@ fn parse_points(s: &str) -> Option<i64> {
     Some(if neg { -n } else { n })
 }
 
-async fn member_of(app: &App, staff: &Staff, id: &str) -> Result<i64, PageError> {
+pub async fn member_of(app: &App, staff: &Staff, id: &str) -> Result<i64, PageError> {
     let id = id.parse::<i64>().map_err(|_| PageError::not_found(staff))?;
+    patient_of_member(app, staff, id).await
+}
+
+/// The patient (platform id) of member `id`.
+pub async fn patient_of_member(app: &App, staff: &Staff, id: i64) -> Result<i64, PageError> {
     let v = loyalty::get(app, id)
         .await
         .map_err(|e| PageError::from_app(staff, e))?;
@@ -813,6 +896,7 @@ async fn points_form(
                     points: f.points,
                     reason: f.reason,
                     errors: vec![("points".into(), message)],
+                    ..Default::default()
                 },
             )
             .await
@@ -881,6 +965,7 @@ async fn adjust_form(
                     points: f.delta,
                     reason: f.reason,
                     errors: vec![("delta".into(), message)],
+                    ..Default::default()
                 },
             )
             .await

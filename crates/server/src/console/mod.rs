@@ -22,8 +22,12 @@ pub mod guard;
 pub mod i18n;
 pub mod imports;
 pub mod login;
+pub mod loyalty;
 pub mod membership;
 pub mod patients;
+pub mod referrals;
+pub mod reports;
+pub mod rewards;
 pub mod segments;
 pub mod settings;
 

@@ -506,6 +506,7 @@ pub struct VisitFormState {
 #[derive(Deserialize)]
 pub struct PatientNotice {
     done: Option<String>,
+    voucher: Option<String>,
 }
 
 async fn show(
@@ -524,7 +525,19 @@ async fn show(
         Some("earned") => Some(staff.tr.t("member-earned")),
         Some("redeemed") => Some(staff.tr.t("member-redeemed")),
         Some("adjusted") => Some(staff.tr.t("member-adjusted")),
+        Some("voucher") => Some(staff.tr.t1(
+            "member-voucher-issued",
+            "code",
+            d.voucher.clone().unwrap_or_default(),
+        )),
+        Some("voucher_used") => Some(staff.tr.t("rewards-done-used")),
+        Some("voucher_cancelled") => Some(staff.tr.t("rewards-done-cancelled")),
+        Some("referral_code") => Some(staff.tr.t("member-referral-code-made")),
         _ => None,
+    };
+    let member_form = MemberFormState {
+        new_voucher: d.voucher.unwrap_or_default(),
+        ..Default::default()
     };
     render_patient(
         &app,
@@ -534,7 +547,7 @@ async fn show(
         notice,
         VisitFormState::default(),
         Vec::new(),
-        MemberFormState::default(),
+        member_form,
     )
     .await
 }

@@ -190,3 +190,43 @@ pub async fn funnel(db: &Db, member_id: i64) -> Result<(Option<(String, i64)>, V
         Ok((code, list))
     })
 }
+
+/// One referrer's funnel as the programme's overview lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferrerRow {
+    pub member_id: i64,
+    pub patient_key: i64,
+    pub code: String,
+    pub invited: i64,
+    pub registered: i64,
+    pub first_visit: i64,
+    pub rewarded: i64,
+}
+
+/// Every member with a referral code and their funnel, those who brought
+/// the most patients first (at most `limit`).
+pub async fn referrers(db: &Db, hospital_id: i64, limit: i64) -> Result<Vec<ReferrerRow>> {
+    on_read!(db, p => {
+        let rows = sqlx::query(
+            "SELECT c.member_id, m.patient_key, c.code, c.invited, \
+                    COUNT(r.id) AS registered, \
+                    COUNT(CASE WHEN r.status <> 'registered' THEN 1 END) AS first_visit, \
+                    COUNT(CASE WHEN r.status = 'rewarded' THEN 1 END) AS rewarded \
+             FROM loyalty_referral_codes c \
+             JOIN loyalty_members m ON m.id = c.member_id \
+             LEFT JOIN loyalty_referrals r ON r.referrer_member_id = c.member_id \
+             WHERE c.hospital_id = $1 \
+             GROUP BY c.member_id, m.patient_key, c.code, c.invited \
+             ORDER BY registered DESC, c.member_id LIMIT $2")
+            .bind(hospital_id).bind(limit).fetch_all(p).await?;
+        rows.iter().map(|r| Ok(ReferrerRow {
+            member_id: r.col("member_id")?,
+            patient_key: r.col("patient_key")?,
+            code: r.col("code")?,
+            invited: r.col("invited")?,
+            registered: r.col("registered")?,
+            first_visit: r.col("first_visit")?,
+            rewarded: r.col("rewarded")?,
+        })).collect::<Result<Vec<_>>>()
+    })
+}
