@@ -236,11 +236,12 @@ impl WriteGate {
             group: 0,
             members: 0,
         }));
-        spawn_checkpointer(path, Arc::downgrade(&writer))?;
+        let finished = Arc::new(tokio::sync::watch::Sender::new(Finished::default()));
+        spawn_checkpointer(path, Arc::downgrade(&writer), Arc::downgrade(&finished))?;
         Ok(WriteGate {
             writer,
             waiting: Arc::new(AtomicUsize::new(0)),
-            finished: Arc::new(tokio::sync::watch::Sender::new(Finished::default())),
+            finished,
         })
     }
 
@@ -261,24 +262,7 @@ impl WriteGate {
 
     /// Commits the open group, if any, and tells its members.
     fn finish_group(&self, w: &mut Writer) -> Result<()> {
-        if !w.open {
-            return Ok(());
-        }
-        let r = w.conn.execute_batch("COMMIT");
-        if r.is_err() {
-            let _ = w.conn.execute_batch("ROLLBACK");
-        }
-        w.open = false;
-        let group = w.group;
-        self.finished.send_modify(|f| {
-            f.group = group;
-            if r.is_err() {
-                f.failed.push(group);
-                let excess = f.failed.len().saturating_sub(64);
-                f.failed.drain(..excess);
-            }
-        });
-        Ok(r?)
+        finish_group(w, &self.finished)
     }
 
     /// Waits until `group` is finished; closes it if nobody else does.
@@ -310,11 +294,43 @@ impl WriteGate {
     }
 }
 
+/// Commits the open group, if any, and tells its members.
+fn finish_group(w: &mut Writer, finished: &tokio::sync::watch::Sender<Finished>) -> Result<()> {
+    if !w.open {
+        return Ok(());
+    }
+    let r = w.conn.execute_batch("COMMIT");
+    if r.is_err() {
+        let _ = w.conn.execute_batch("ROLLBACK");
+    }
+    w.open = false;
+    let group = w.group;
+    finished.send_modify(|f| {
+        f.group = group;
+        if r.is_err() {
+            f.failed.push(group);
+            let excess = f.failed.len().saturating_sub(64);
+            f.failed.drain(..excess);
+        }
+    });
+    Ok(r?)
+}
+
+/// Log frames (pages) beyond which the checkpointer restarts the log.
+const RESTART_FRAMES: i64 = 16_384;
+
 /// Checkpoints the write-ahead log every [`CHECKPOINT_EVERY`] while the
-/// gate lives.
+/// gate lives. A passive checkpoint copies what it can without waiting;
+/// but the log only starts over from its beginning when a writer begins
+/// while every frame is copied and no reader needs the log, which a
+/// steady stream of grouped writes and point reads never allows. So once
+/// the log passes [`RESTART_FRAMES`], the checkpointer takes the gate
+/// (writers queue behind it), commits any open group, and truncates the
+/// log (waiting for the readers of the moment, which are short).
 fn spawn_checkpointer(
     path: &Path,
     writer: std::sync::Weak<tokio::sync::Mutex<Writer>>,
+    finished: std::sync::Weak<tokio::sync::watch::Sender<Finished>>,
 ) -> Result<()> {
     let conn = open_rw(path)?;
     std::thread::Builder::new()
@@ -323,7 +339,20 @@ fn spawn_checkpointer(
             while writer.strong_count() > 0 {
                 std::thread::sleep(CHECKPOINT_EVERY);
                 // Busy or not, the next round tries again.
-                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                let frames: i64 = conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                    .unwrap_or(0);
+                if frames < RESTART_FRAMES {
+                    continue;
+                }
+                let (Some(writer), Some(finished)) = (writer.upgrade(), finished.upgrade()) else {
+                    break;
+                };
+                let mut w = writer.blocking_lock();
+                let _ = finish_group(&mut w, &finished);
+                let _ = w
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             }
         })
         .map_err(|e| StoreError::Config(format!("cannot start the checkpointer: {e}")))?;
