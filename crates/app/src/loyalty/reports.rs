@@ -2,6 +2,8 @@
 //! money value), members per tier month by month (from the tier history),
 //! and points earned, redeemed, expired, adjusted and reversed per month.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{Datelike, Months, NaiveDate, TimeZone, Utc};
 use rapport_domain::ValidationErrors;
 use rapport_store::loyalty::reports as store;
@@ -123,22 +125,60 @@ pub fn months(app: &App, from: Option<&str>, to: Option<&str>) -> Result<Vec<Nai
     Ok(out)
 }
 
-/// Members per tier at the end of each month.
+/// Members per tier at the end of each month: each member's latest tier
+/// change (the last recorded) on or before the month's last day; members
+/// who joined later are not counted. One read of the history, swept
+/// month by month.
 pub async fn tiers_by_month(
     app: &App,
     from: Option<&str>,
     to: Option<&str>,
 ) -> Result<Vec<(String, Vec<(String, i64)>)>> {
-    let mut out = Vec::new();
-    for m in months(app, from, to)? {
-        let last = m
-            .checked_add_months(Months::new(1))
+    let months = months(app, from, to)?;
+    let last_day = |m: NaiveDate| {
+        m.checked_add_months(Months::new(1))
             .and_then(|d| d.pred_opt())
-            .unwrap_or(m);
-        let counts = store::tiers_on(&app.db, app.hospital_id, last).await?;
-        out.push((m.format("%Y-%m").to_string(), counts));
+            .unwrap_or(m)
+    };
+    let Some(upto) = months.last().map(|m| last_day(*m)) else {
+        return Ok(Vec::new());
+    };
+    let changes = store::tier_changes(&app.db, app.hospital_id, upto).await?;
+    Ok(tiers_at_month_ends(&months, &changes, last_day))
+}
+
+/// The sweep of [`tiers_by_month`]: `changes` in day order.
+fn tiers_at_month_ends(
+    months: &[NaiveDate],
+    changes: &[(i64, i64, NaiveDate, String)],
+    last_day: impl Fn(NaiveDate) -> NaiveDate,
+) -> Vec<(String, Vec<(String, i64)>)> {
+    // member → (id of the change that holds, tier)
+    let mut latest: HashMap<i64, (i64, &str)> = HashMap::new();
+    let mut next = 0;
+    let mut out = Vec::with_capacity(months.len());
+    for m in months {
+        let end = last_day(*m);
+        while let Some((id, member, on, tier)) = changes.get(next) {
+            if *on > end {
+                break;
+            }
+            let e = latest.entry(*member).or_insert((*id, tier));
+            if *id >= e.0 {
+                *e = (*id, tier);
+            }
+            next += 1;
+        }
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+        for (_, tier) in latest.values() {
+            *counts.entry(tier).or_default() += 1;
+        }
+        out.push((
+            m.format("%Y-%m").to_string(),
+            counts.into_iter().map(|(t, n)| (t.to_owned(), n)).collect(),
+        ));
     }
-    Ok(out)
+    out
 }
 
 /// Points moved in a month, per kind.
@@ -191,4 +231,46 @@ pub async fn points_by_month(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The latest change (by record) on or before each month's end holds,
+    /// even when a later record carries an earlier day.
+    #[test]
+    fn month_ends_count_each_member_s_latest_change() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        let months = [d(2026, 1, 1), d(2026, 2, 1), d(2026, 3, 1)];
+        let last = |m: NaiveDate| {
+            m.checked_add_months(Months::new(1))
+                .unwrap()
+                .pred_opt()
+                .unwrap()
+        };
+        let changes = vec![
+            (1, 10, d(2026, 1, 5), "standard".to_string()),
+            (2, 11, d(2026, 1, 20), "standard".to_string()),
+            (4, 10, d(2026, 2, 3), "silver".to_string()),
+            // recorded after the silver upgrade but dated before it
+            (5, 10, d(2026, 2, 2), "gold".to_string()),
+            (3, 12, d(2026, 3, 1), "gold".to_string()),
+        ];
+        let got = tiers_at_month_ends(&months, &changes, last);
+        let want = |v: &[(&str, i64)]| {
+            v.iter()
+                .map(|(t, n)| (t.to_string(), *n))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(got[0], ("2026-01".into(), want(&[("standard", 2)])));
+        assert_eq!(
+            got[1],
+            ("2026-02".into(), want(&[("gold", 1), ("standard", 1)]))
+        );
+        assert_eq!(
+            got[2],
+            ("2026-03".into(), want(&[("gold", 2), ("standard", 1)]))
+        );
+    }
 }

@@ -13,14 +13,17 @@ pub async fn liability(db: &Db, hospital_id: i64) -> Result<(i64, i64)> {
     Ok((r.0, r.1.unwrap_or(0)))
 }
 
-/// Members per tier at the end of `on`: each member's latest tier change
-/// on or before that day. Members who joined later are not counted.
-pub async fn tiers_on(db: &Db, hospital_id: i64, on: NaiveDate) -> Result<Vec<(String, i64)>> {
+/// Every tier change of the hospital's members on or before `upto`:
+/// `(id, member, day, tier)`, in day order.
+pub async fn tier_changes(
+    db: &Db,
+    hospital_id: i64,
+    upto: NaiveDate,
+) -> Result<Vec<(i64, i64, NaiveDate, String)>> {
     Ok(on_read!(db, p => sqlx::query_as(
-        "SELECT h.to_tier, COUNT(*) FROM loyalty_tier_history h WHERE h.hospital_id = $1 AND h.id = \
-         (SELECT MAX(h2.id) FROM loyalty_tier_history h2 WHERE h2.member_id = h.member_id AND h2.on_date <= $2) \
-         GROUP BY h.to_tier ORDER BY h.to_tier")
-        .bind(hospital_id).bind(on).fetch_all(p).await?))
+        "SELECT id, member_id, on_date, to_tier FROM loyalty_tier_history \
+         WHERE hospital_id = $1 AND on_date <= $2 ORDER BY on_date, id")
+        .bind(hospital_id).bind(upto).fetch_all(p).await?))
 }
 
 /// Points per month (hospital time, UTC+8, as `App::today`) and entry
