@@ -89,7 +89,8 @@ impl SyncReader {
     ) -> Result<Vec<T>> {
         self.with(|c| {
             let mut st = c.prepare_cached(sql)?;
-            let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
+            bind_by_number(&mut st, params)?;
+            let mut rows = st.raw_query();
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
                 out.push(map(r)?);
@@ -141,9 +142,10 @@ fn open_rw(path: &Path) -> Result<Connection> {
     Ok(c)
 }
 
-/// The gate connection's page cache, in KiB: the hot pages of point
-/// writes (balances, the ledger's and the audit log's last pages).
-const CACHE_KIB: i64 = 65_536;
+/// The gate connection's page cache, in KiB: the pages point writes touch
+/// (balances, lots, the ledger's and the audit log's indexes), which are
+/// spread over the whole ledger as it grows.
+const CACHE_KIB: i64 = 131_072;
 /// Its page cache during a bulk load, in KiB. A load touches pages all
 /// over the patients and aggregates tables; a page evicted mid-transaction
 /// goes to the log and is read back from it, which costs more than
@@ -227,7 +229,9 @@ impl WriteGate {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = open_rw(path)?;
         conn.execute_batch(&format!(
-            "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{CACHE_KIB};"
+            "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{CACHE_KIB}; \
+             PRAGMA journal_size_limit = {};",
+            RESTART_FRAMES * 4096
         ))?;
         conn.set_prepared_statement_cache_capacity(128);
         let writer = Arc::new(tokio::sync::Mutex::new(Writer {
@@ -325,8 +329,9 @@ const RESTART_FRAMES: i64 = 16_384;
 /// while every frame is copied and no reader needs the log, which a
 /// steady stream of grouped writes and point reads never allows. So once
 /// the log passes [`RESTART_FRAMES`], the checkpointer takes the gate
-/// (writers queue behind it), commits any open group, and truncates the
-/// log (waiting for the readers of the moment, which are short).
+/// (writers queue behind it), commits any open group, and restarts the
+/// log (waiting for the readers of the moment, which are short); the file
+/// keeps its space for reuse, cut back to `journal_size_limit`.
 fn spawn_checkpointer(
     path: &Path,
     writer: std::sync::Weak<tokio::sync::Mutex<Writer>>,
@@ -352,7 +357,7 @@ fn spawn_checkpointer(
                 let _ = finish_group(&mut w, &finished);
                 let _ = w
                     .conn
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                    .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
             }
         })
         .map_err(|e| StoreError::Config(format!("cannot start the checkpointer: {e}")))?;

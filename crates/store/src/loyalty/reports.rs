@@ -20,9 +20,16 @@ pub async fn tier_changes(
     hospital_id: i64,
     upto: NaiveDate,
 ) -> Result<Vec<(i64, i64, NaiveDate, String)>> {
-    Ok(on_read!(db, p => sqlx::query_as(
-        "SELECT id, member_id, on_date, to_tier FROM loyalty_tier_history \
-         WHERE hospital_id = $1 AND on_date <= $2 ORDER BY on_date, id")
+    let sql = "SELECT id, member_id, on_date, to_tier FROM loyalty_tier_history \
+               WHERE hospital_id = $1 AND on_date <= $2 ORDER BY on_date, id";
+    // Every member's rows: on SQLite, read inline rather than handed
+    // across sqlx's connection thread row by row.
+    if let Db::Sqlite { sync, .. } = db {
+        return sync.query(sql, &[hospital_id.into(), upto.into()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        });
+    }
+    Ok(on_read!(db, p => sqlx::query_as(sql)
         .bind(hospital_id).bind(upto).fetch_all(p).await?))
 }
 
