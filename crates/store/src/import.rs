@@ -490,6 +490,12 @@ pub async fn restore_indexes(tx: &mut Tx, statements: &[String]) -> Result<()> {
         Engine::Postgres => ("SET LOCAL maintenance_work_mem = '256MB'", None),
     };
     tx.exec(before, &[]).await?;
+    if matches!(tx, Tx::Inline(_)) {
+        // SQLite's sorter keeps as much in memory as the page cache may
+        // hold, on top of the cache: both shrink for the builds (the end
+        // of the bulk transaction restores the cache).
+        tx.exec("PRAGMA cache_size = -16384", &[]).await?;
+    }
     for sql in statements {
         tx.exec(sql, &[]).await?;
     }
