@@ -87,17 +87,26 @@ impl SyncReader {
         params: &[Value],
         mut map: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
     ) -> Result<Vec<T>> {
-        self.with(|c| {
-            let mut st = c.prepare_cached(sql)?;
-            bind_by_number(&mut st, params)?;
-            let mut rows = st.raw_query();
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(map(r)?);
-            }
-            Ok(out)
-        })
+        self.with(|c| query_on(c, sql, params, &mut map))
     }
+}
+
+/// Runs a query on `conn`, its statement prepared once and cached, and
+/// maps every row: the one body of the inline reads and writes.
+fn query_on<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[Value],
+    map: &mut impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut st = conn.prepare_cached(sql)?;
+    bind_by_number(&mut st, params)?;
+    let mut rows = st.raw_query();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(map(r)?);
+    }
+    Ok(out)
 }
 
 impl ToSql for Value {
@@ -465,14 +474,7 @@ impl InlineTx {
         params: &[Value],
         mut map: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
     ) -> Result<Vec<T>> {
-        let mut st = self.conn()?.prepare_cached(sql)?;
-        bind_by_number(&mut st, params)?;
-        let mut rows = st.raw_query();
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(map(r)?);
-        }
-        Ok(out)
+        query_on(self.conn()?, sql, params, &mut map)
     }
 
     /// Runs the single-row statement `insert` + `then` once per row of
