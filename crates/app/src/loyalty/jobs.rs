@@ -7,7 +7,6 @@ use rapport_store::loyalty::ledger as lstore;
 use rapport_store::loyalty::{self as store};
 
 use super::points::{Draft, DraftKind, post_in, request_hash};
-use super::window_from;
 use crate::audit::{self, Actor};
 use crate::{App, Result};
 
@@ -49,7 +48,7 @@ async fn expire_member(app: &App, actor: &Actor, id: i64, at: DateTime<Utc>) -> 
         return Ok((0, 0));
     };
     let at = at.max(member.balance.last_at.unwrap_or(at));
-    let head = lstore::head(&mut tx, &member, window_from(at), None).await?;
+    let head = lstore::head(&mut tx, &member, at, true, None).await?;
     let due = Ledger::resume(head).due_expiries(at);
     let (mut lots, mut points) = (0, 0);
     for e in due {

@@ -16,7 +16,7 @@ pub mod reports;
 pub mod rewards;
 pub mod tiers;
 
-use chrono::{DateTime, Months, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rapport_domain::ValidationErrors;
 use rapport_store::loyalty::{self as store, Member, MemberQuery, TierHistoryRow};
 use rapport_store::patients as pstore;
@@ -49,9 +49,7 @@ pub(crate) fn member_not_found() -> AppError {
 }
 
 /// The start of the rolling 12-month window that ends at `at`.
-pub(crate) fn window_from(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.checked_sub_months(Months::new(12)).unwrap_or(at)
-}
+pub(crate) use rapport_domain::loyalty::ledger::window_start as window_from;
 
 /// Enrols the patient with the hospital's id `patient_id`; they start in
 /// the lowest tier.

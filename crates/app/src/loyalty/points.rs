@@ -14,7 +14,7 @@ use rapport_store::loyalty::ledger::{self as lstore, StoredEntry};
 use rapport_store::loyalty::{self as store, Balance, Member, TierHistoryRow};
 use sha2::{Digest, Sha256};
 
-use super::{day_of, member_not_found, window_from};
+use super::{day_of, member_not_found};
 use crate::audit::{self, Actor};
 use crate::{App, AppError, Result};
 
@@ -362,7 +362,9 @@ pub async fn post_in(
         DraftKind::Reverse { seq, .. } | DraftKind::Expire { seq } => Some(seq),
         _ => None,
     };
-    let head = lstore::head(tx, &member, window_from(now), also).await?;
+    // Only spending needs the open lots; an earn reads none.
+    let spends = matches!(d.kind, DraftKind::Redeem | DraftKind::Adjust(..0));
+    let head = lstore::head(tx, &member, now, spends, also).await?;
     let before = head.lots.clone();
     let mut ledger = Ledger::resume(head);
     let (kind, points) = match &d.kind {

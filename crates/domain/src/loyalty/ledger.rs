@@ -206,9 +206,31 @@ pub struct LedgerHead {
     pub last_at: Option<DateTime<Utc>>,
     /// The running totals of all entries so far.
     pub totals: Totals,
-    /// Every lot that still has points, every earn lot of the last 12
-    /// months, and any lot the next entries expire or reverse.
+    /// The lots the next entries touch: every lot that still has points
+    /// when they spend (redeem, negative adjustment, a scheduled expiry
+    /// run), and the lot an expiry or a reversal names. An earn or a
+    /// positive adjustment needs none.
     pub lots: BTreeMap<EntryId, Lot>,
+    /// The ledger's qualifying points (all its lots, held or not) at a
+    /// time: [`Ledger::qualifying_12m`] at that time then counts the lots
+    /// the head does not hold as this figure says. `None`: only the held
+    /// lots count.
+    pub qualifying: Option<(DateTime<Utc>, i64)>,
+}
+
+/// The start of the rolling 12-month window that ends at `at` (exclusive):
+/// qualifying points count earns created in `(window_start(at), at]`.
+pub fn window_start(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.checked_sub_months(Months::new(12))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Whether `lot` counts towards the qualifying points at `at`.
+fn qualifies(lot: &Lot, at: DateTime<Utc>) -> bool {
+    lot.earned
+        && lot.created_at > window_start(at)
+        && lot.created_at <= at
+        && !matches!(lot.reversed_at, Some(r) if r <= at)
 }
 
 /// The state implied by a sequence of entries.
@@ -225,6 +247,8 @@ pub struct Ledger {
     keys: HashMap<String, EntryId>,
     lots: BTreeMap<EntryId, Lot>,
     totals: Totals,
+    /// Qualifying points of the lots a resumed ledger does not hold.
+    unheld_qualifying: i64,
 }
 
 impl Ledger {
@@ -246,19 +270,31 @@ impl Ledger {
     /// against `head.last_at`, and take points from `head.lots`.
     ///
     /// The rules are the same as for a replayed ledger provided the head
-    /// holds every lot with points left (so spending and [`Self::available`]
-    /// see them all) and every earn lot of the last 12 months (so
-    /// [`Self::qualifying_12m`] does); [`Self::lifetime`] and
-    /// [`Self::entries`] cover only what the head holds and what was applied
-    /// since. Idempotency keys of earlier entries are not known here: the
-    /// caller looks them up before applying.
+    /// holds the lots the entries touch (every lot with points left before
+    /// spending, the lot an expiry or a reversal names), and, for
+    /// [`Self::qualifying_12m`] at the head's qualifying time, the
+    /// ledger's qualifying points then. [`Self::available`] comes from the
+    /// totals; [`Self::lifetime`] and [`Self::entries`] cover only what the
+    /// head holds and what was applied since. Idempotency keys of earlier
+    /// entries are not known here: the caller looks them up before
+    /// applying.
     pub fn resume(head: LedgerHead) -> Self {
+        let unheld_qualifying = head.qualifying.map_or(0, |(at, points)| {
+            points
+                - head
+                    .lots
+                    .values()
+                    .filter(|l| qualifies(l, at))
+                    .map(|l| l.original)
+                    .sum::<i64>()
+        });
         Ledger {
             base: head.entries,
             base_totals: head.totals,
             base_last_at: head.last_at,
             totals: head.totals,
             lots: head.lots,
+            unheld_qualifying,
             ..Self::default()
         }
     }
@@ -290,10 +326,13 @@ impl Ledger {
         self.totals
     }
 
-    /// Spendable points: the sum of all lot remainders, including lots past
-    /// their expiry that the schedule has not expired yet.
+    /// Spendable points: what the totals leave, which is the sum of all lot
+    /// remainders ([`Self::check`]), including lots past their expiry that
+    /// the schedule has not expired yet.
     pub fn available(&self) -> i64 {
-        self.lots.values().map(|l| l.remaining).sum()
+        self.totals
+            .balance()
+            .unwrap_or_else(|| self.lots.values().map(|l| l.remaining).sum())
     }
 
     /// Points that can actually be redeemed at `at` (lots not yet expired).
@@ -307,17 +346,17 @@ impl Ledger {
 
     /// Points earned in the 12 months up to `at` (`(at − 12 months, at]`),
     /// minus the full original points of those earns reversed at or before
-    /// `at`. Redemption, expiry and adjustments do not count.
+    /// `at`. Redemption, expiry and adjustments do not count. A resumed
+    /// ledger counts the lots its head did not hold as they stood at the
+    /// head's qualifying time ([`LedgerHead::qualifying`]).
     pub fn qualifying_12m(&self, at: DateTime<Utc>) -> i64 {
-        let Some(from) = at.checked_sub_months(Months::new(12)) else {
-            return 0;
-        };
-        self.lots
-            .values()
-            .filter(|l| l.earned && l.created_at > from && l.created_at <= at)
-            .filter(|l| !matches!(l.reversed_at, Some(r) if r <= at))
-            .map(|l| l.original)
-            .sum()
+        self.unheld_qualifying
+            + self
+                .lots
+                .values()
+                .filter(|l| qualifies(l, at))
+                .map(|l| l.original)
+                .sum::<i64>()
     }
 
     /// All points ever earned, minus earns that were reversed.
@@ -573,8 +612,9 @@ impl Ledger {
     }
 
     /// Checks every invariant: no lot negative or above its original;
-    /// available ≥ 0; available == sum of lot remainders == running totals
-    /// == a recount of the entries.
+    /// available ≥ 0; running totals == a recount of the entries; and, for
+    /// a ledger that holds every lot (not resumed), available == the sum
+    /// of lot remainders.
     pub fn check(&self) -> Result<(), InvariantViolation> {
         let bad = |s: String| Err(InvariantViolation(s));
         for (id, l) in &self.lots {
@@ -609,7 +649,12 @@ impl Ledger {
                 self.totals
             ));
         }
-        if by_totals != lots_sum || self.available() != lots_sum {
+        if by_totals < 0 {
+            return bad(format!("available is negative: {by_totals}"));
+        }
+        // A resumed ledger holds only some lots: their sum is not the
+        // balance.
+        if self.base == 0 && by_totals != lots_sum {
             return bad(format!("entries say {by_totals}, lots say {lots_sum}"));
         }
         if self.entries.len() != self.shortfalls.len() || self.keys.len() != self.entries.len() {

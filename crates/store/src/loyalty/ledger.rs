@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use rapport_domain::loyalty::ledger::{Actor, Entry, EntryId, EntryKind, LedgerHead, Lot};
+use rapport_domain::loyalty::ledger::{
+    Actor, Entry, EntryId, EntryKind, LedgerHead, Lot, window_start,
+};
 
 use super::{Balance, Member};
 use crate::bulk::Value;
@@ -143,50 +145,88 @@ pub(crate) fn lot_from_row(r: &impl AnyRow) -> Result<(EntryId, Lot)> {
     ))
 }
 
-struct LotRow(EntryId, Lot);
-
-impl FromAnyRow for LotRow {
-    fn from_any(r: &impl AnyRow) -> Result<Self> {
-        let (id, lot) = lot_from_row(r)?;
-        Ok(LotRow(id, lot))
-    }
-}
-
 const LOT_COLUMNS: &str = "seq, created_at, expires_at, original, remaining, earned, reversed_at";
 
-/// The head of a locked member's ledger: its totals from the balance row,
-/// every lot with points left, every earn lot created after
-/// `window_from`, and the lots named in `also` (the lot an expiry or a
-/// reversal refers to).
+/// The head of a locked member's ledger for an entry at `at`: its totals
+/// from the balance row, every lot with points left when `open_lots` (the
+/// entry spends), the lot named in `also` (the lot an expiry or a reversal
+/// refers to), and the qualifying points at `at`.
+///
+/// The qualifying points are carried forward from the balance row's
+/// figure (kept as of its last write, which every lot creation and
+/// reversal updates) by taking out the earns that left the 12-month
+/// window since, so a write reads only those, not the member's year of
+/// earns. `rapport check` compares the kept figure with a replay.
 pub async fn head(
     tx: &mut Tx,
     member: &Member,
-    window_from: DateTime<Utc>,
+    at: DateTime<Utc>,
+    open_lots: bool,
     also: Option<i64>,
 ) -> Result<LedgerHead> {
+    let b = &member.balance;
+    // Earns created in (lo, hi] and not reversed by `rev`: what left the
+    // window since the kept figure, or, with nothing kept, the window.
+    let (base, sign, lo, hi, rev) = match b.qualifying_as_of {
+        Some(as_of) if as_of <= at => (
+            b.qualifying,
+            -1,
+            window_start(as_of),
+            window_start(at),
+            as_of,
+        ),
+        _ => (0, 1, window_start(at), at, at),
+    };
+    let open = if open_lots {
+        format!(
+            "SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND remaining > 0 UNION "
+        )
+    } else {
+        String::new()
+    };
     let sql = format!(
-        "SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND remaining > 0 \
-         UNION SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND earned AND created_at > $2 \
-         UNION SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND seq = $3"
+        "SELECT q.counted, l.seq, l.created_at, l.expires_at, l.original, l.remaining, l.earned, l.reversed_at \
+         FROM (SELECT CAST(COALESCE(SUM(original), 0) AS BIGINT) AS counted FROM loyalty_lots \
+               WHERE member_id = $1 AND earned AND created_at > $2 AND created_at <= $3 \
+               AND (reversed_at IS NULL OR reversed_at > $4)) q \
+         LEFT JOIN ({open}SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND seq = $5) l ON 1 = 1"
     );
-    let rows: Vec<LotRow> = tx
+    let rows: Vec<HeadRow> = tx
         .fetch(
             &sql,
             &[
                 member.id.into(),
-                window_from.into(),
+                lo.into(),
+                hi.into(),
+                rev.into(),
                 also.unwrap_or(-1).into(),
             ],
         )
         .await?;
-    let lots: BTreeMap<EntryId, Lot> = rows.into_iter().map(|l| (l.0, l.1)).collect();
-    let b = &member.balance;
+    let counted = rows.first().map_or(0, |r| r.counted);
+    let lots: BTreeMap<EntryId, Lot> = rows.into_iter().filter_map(|r| r.lot).collect();
     Ok(LedgerHead {
         entries: b.entries as u64,
         last_at: b.last_at,
         totals: b.totals,
         lots,
+        qualifying: Some((at, base + sign * counted)),
     })
+}
+
+struct HeadRow {
+    counted: i64,
+    lot: Option<(EntryId, Lot)>,
+}
+
+impl FromAnyRow for HeadRow {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        let seq: Option<i64> = r.col("seq")?;
+        Ok(HeadRow {
+            counted: r.col("counted")?,
+            lot: seq.map(|_| lot_from_row(r)).transpose()?,
+        })
+    }
 }
 
 /// Everything one applied entry writes.
