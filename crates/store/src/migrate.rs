@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     7 "0007_segments",
     8 "0008_console",
     9 "0009_loyalty_rules",
+    10 "0010_lots_by_member",
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -167,7 +167,7 @@ const MAX_GROUP: usize = 64;
 /// the group itself (when the writer it was handed to went away).
 const GROUP_NUDGE: Duration = Duration::from_millis(5);
 /// How often the checkpointer looks at the write-ahead log.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// The gate's connection and the group of transactions open on it.
 pub struct Writer {
@@ -330,7 +330,7 @@ fn finish_group(w: &mut Writer, finished: &tokio::sync::watch::Sender<Finished>)
 }
 
 /// Log frames (pages) beyond which the checkpointer restarts the log.
-const RESTART_FRAMES: i64 = 16_384;
+const RESTART_FRAMES: i64 = 65_536;
 
 /// Checkpoints the write-ahead log every [`CHECKPOINT_EVERY`] while the
 /// gate lives. A passive checkpoint copies what it can without waiting;
