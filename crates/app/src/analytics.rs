@@ -371,10 +371,12 @@ async fn refresh_inner(app: &App, job_id: i64, started: Instant) -> Result<Refre
     let table = patients(app, as_of, false).await?;
     let load = t0.elapsed();
     let t1 = Instant::now();
-    let (scored, rows) = blocking(move || {
+    // Only the rows and the fit's figures outlive the scoring: the
+    // per-patient tables go before the rows are written.
+    let (fit, fit_problem, predicted, rows) = blocking(move || {
         let s = score(table, as_of);
         let rows = s.to_new_scores();
-        (s, rows)
+        (s.fit, s.fit_problem, s.predictions.len() as u64, rows)
     })
     .await;
     let compute = t1.elapsed();
@@ -390,10 +392,10 @@ async fn refresh_inner(app: &App, job_id: i64, started: Instant) -> Result<Refre
         job_id,
         as_of,
         patients: written,
-        predicted: scored.predictions.len() as u64,
+        predicted,
         churn_risk: rows.iter().filter(|r| r.churn_risk).count() as u64,
-        fit: scored.fit,
-        fit_problem: scored.fit_problem,
+        fit,
+        fit_problem,
         refreshed_at,
         duration: started.elapsed(),
         load,

@@ -523,12 +523,15 @@ impl Drop for InlineTx {
     }
 }
 
-/// Shrinks the page cache back after a bulk load.
+/// Shrinks the page cache back after a bulk load and gives its pages back
+/// to the allocator: a bulk load fills the cache with pages of the tables
+/// it loaded, which later writes seldom need, and what follows a large
+/// import (the score refresh) needs the memory.
 fn restore_cache(w: &Writer) {
     // A cache left large only costs memory.
-    let _ = w
-        .conn
-        .execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}"));
+    let _ = w.conn.execute_batch(&format!(
+        "PRAGMA cache_size = -{CACHE_KIB}; PRAGMA shrink_memory;"
+    ));
 }
 
 /// Binds `params` to `st` by number: `$N` (and `?N`) take `params[N-1]`,
