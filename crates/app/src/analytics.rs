@@ -379,6 +379,7 @@ async fn refresh_inner(app: &App, job_id: i64, started: Instant) -> Result<Refre
         (s.fit, s.fit_problem, s.predictions.len() as u64, rows)
     })
     .await;
+    rapport_store::memory::give_back();
     let compute = t1.elapsed();
     let t2 = Instant::now();
     // Microseconds: what both engines store.

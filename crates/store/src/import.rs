@@ -493,8 +493,12 @@ pub async fn restore_indexes(tx: &mut Tx, statements: &[String]) -> Result<()> {
     if matches!(tx, Tx::Inline(_)) {
         // SQLite's sorter keeps as much in memory as the page cache may
         // hold, on top of the cache: both shrink for the builds (the end
-        // of the bulk transaction restores the cache).
+        // of the bulk transaction restores the cache), and the load's
+        // pages go to the log so that their memory is free.
         tx.exec("PRAGMA cache_size = -16384", &[]).await?;
+        if let Tx::Inline(t) = tx {
+            t.release_cache()?;
+        }
     }
     for sql in statements {
         tx.exec(sql, &[]).await?;

@@ -18,6 +18,7 @@ pub mod hospitals;
 pub mod import;
 pub mod imports;
 pub mod loyalty;
+pub mod memory;
 pub mod migrate;
 pub mod patients;
 mod query;

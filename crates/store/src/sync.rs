@@ -431,6 +431,18 @@ impl InlineTx {
         Ok(&self.writer()?.conn)
     }
 
+    /// Writes the transaction's dirty pages to the log (it stays open)
+    /// and frees the page cache, giving the memory back: a bulk load's
+    /// cache is mostly dirty pages, which shrinking the cache alone does
+    /// not free.
+    pub(crate) fn release_cache(&mut self) -> Result<()> {
+        let conn = self.conn()?;
+        conn.cache_flush()?;
+        conn.release_memory()?;
+        crate::memory::give_back();
+        Ok(())
+    }
+
     /// Ends the transaction; answers once its group is committed.
     pub(crate) async fn commit(mut self) -> Result<()> {
         if self.savepoint {
@@ -532,6 +544,7 @@ fn restore_cache(w: &Writer) {
     let _ = w.conn.execute_batch(&format!(
         "PRAGMA cache_size = -{CACHE_KIB}; PRAGMA shrink_memory;"
     ));
+    crate::memory::give_back();
 }
 
 /// Binds `params` to `st` by number: `$N` (and `?N`) take `params[N-1]`,
