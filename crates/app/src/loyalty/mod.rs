@@ -18,6 +18,7 @@ pub mod tiers;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rapport_domain::ValidationErrors;
+use rapport_domain::loyalty::ledger::window_start;
 use rapport_store::loyalty::{self as store, Member, MemberQuery, TierHistoryRow};
 use rapport_store::patients as pstore;
 use rapport_store::{StoreError, loyalty::ledger as lstore};
@@ -47,9 +48,6 @@ pub struct MemberView {
 pub(crate) fn member_not_found() -> AppError {
     AppError::NotFound("member")
 }
-
-/// The start of the rolling 12-month window that ends at `at`.
-pub(crate) use rapport_domain::loyalty::ledger::window_start as window_from;
 
 /// Enrols the patient with the hospital's id `patient_id`; they start in
 /// the lowest tier.
@@ -170,7 +168,7 @@ pub async fn get(app: &App, id: i64) -> Result<MemberView> {
         .filter(|m| m.hospital_id == app.hospital_id)
         .ok_or_else(member_not_found)?;
     let now = app.now();
-    let qualifying_12m = lstore::qualifying(&app.db, id, window_from(now), now).await?;
+    let qualifying_12m = lstore::qualifying(&app.db, id, window_start(now), now).await?;
     Ok(MemberView {
         member,
         qualifying_12m,
@@ -180,15 +178,19 @@ pub async fn get(app: &App, id: i64) -> Result<MemberView> {
 /// The membership of a patient (platform id), if enrolled.
 pub async fn of_patient(app: &App, patient_key: i64) -> Result<Option<MemberView>> {
     let now = app.now();
-    Ok(
-        store::of_patient(&app.db, app.hospital_id, patient_key, window_from(now), now)
-            .await?
-            .filter(|(m, _)| m.hospital_id == app.hospital_id)
-            .map(|(member, qualifying_12m)| MemberView {
-                member,
-                qualifying_12m,
-            }),
+    Ok(store::of_patient(
+        &app.db,
+        app.hospital_id,
+        patient_key,
+        window_start(now),
+        now,
     )
+    .await?
+    .filter(|(m, _)| m.hospital_id == app.hospital_id)
+    .map(|(member, qualifying_12m)| MemberView {
+        member,
+        qualifying_12m,
+    }))
 }
 
 /// Filters for listing members.

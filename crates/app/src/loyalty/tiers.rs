@@ -7,9 +7,10 @@ use rapport_domain::loyalty::tiers::{MemberTier, TierChange, TierSet, reevaluate
 use rapport_store::Tx;
 use rapport_store::loyalty::{self as store, Tier, TierHistoryRow};
 
-use super::{day_of, window_from};
+use super::day_of;
 use crate::audit::{self, Actor};
 use crate::{App, AppError, Result};
+use rapport_domain::loyalty::ledger::window_start;
 
 /// How many members one re-evaluation step reads, locks and decides.
 const BATCH: i64 = 1000;
@@ -119,7 +120,7 @@ pub(crate) async fn reevaluate(
     let (mut after, mut evaluated, mut moved) = (0i64, 0u64, 0u64);
     loop {
         let batch =
-            store::review_batch(tx, app.hospital_id, after, BATCH, window_from(now), now).await?;
+            store::review_batch(tx, app.hospital_id, after, BATCH, window_start(now), now).await?;
         let Some(last) = batch.last() else { break };
         after = last.member_id;
         let members: Vec<MemberTier> = batch

@@ -225,12 +225,14 @@ pub fn window_start(at: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// Whether `lot` counts towards the qualifying points at `at`.
-fn qualifies(lot: &Lot, at: DateTime<Utc>) -> bool {
-    lot.earned
-        && lot.created_at > window_start(at)
-        && lot.created_at <= at
-        && !matches!(lot.reversed_at, Some(r) if r <= at)
+/// The qualifying points of `lots` at `at`: the original points of the
+/// earns created in the window ending at `at` and not reversed by then.
+fn qualifying_of<'a>(lots: impl Iterator<Item = &'a Lot>, at: DateTime<Utc>) -> i64 {
+    let from = window_start(at);
+    lots.filter(|l| l.earned && l.created_at > from && l.created_at <= at)
+        .filter(|l| !matches!(l.reversed_at, Some(r) if r <= at))
+        .map(|l| l.original)
+        .sum()
 }
 
 /// The state implied by a sequence of entries.
@@ -280,13 +282,7 @@ impl Ledger {
     /// applying.
     pub fn resume(head: LedgerHead) -> Self {
         let unheld_qualifying = head.qualifying.map_or(0, |(at, points)| {
-            points
-                - head
-                    .lots
-                    .values()
-                    .filter(|l| qualifies(l, at))
-                    .map(|l| l.original)
-                    .sum::<i64>()
+            points - qualifying_of(head.lots.values(), at)
         });
         Ledger {
             base: head.entries,
@@ -350,13 +346,7 @@ impl Ledger {
     /// ledger counts the lots its head did not hold as they stood at the
     /// head's qualifying time ([`LedgerHead::qualifying`]).
     pub fn qualifying_12m(&self, at: DateTime<Utc>) -> i64 {
-        self.unheld_qualifying
-            + self
-                .lots
-                .values()
-                .filter(|l| qualifies(l, at))
-                .map(|l| l.original)
-                .sum::<i64>()
+        self.unheld_qualifying + qualifying_of(self.lots.values(), at)
     }
 
     /// All points ever earned, minus earns that were reversed.
