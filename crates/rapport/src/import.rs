@@ -157,6 +157,7 @@ pub async fn run(app: &App, cmd: &ImportCommand) -> Result<ExitCode> {
     let name = file.display().to_string();
     let opts = Options {
         skip_invalid: skip.is_some(),
+        ..Options::default()
     };
     let mut rejects = match skip {
         Some(p) => Some(RejectsCsv::new(std::io::BufWriter::new(

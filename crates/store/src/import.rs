@@ -416,15 +416,22 @@ pub async fn flag_duplicates(
     Ok(total)
 }
 
-/// Drops `table`'s secondary (non-unique) indexes inside the transaction
-/// when the table is empty, and returns the statements that rebuild them:
-/// building an index once from sorted rows is several times faster than
-/// growing it by millions of random inserts. The unique indexes stay
-/// (lookups need them). Readers see the table as it was until the
-/// transaction commits, indexes rebuilt; on PostgreSQL they wait for the
-/// commit instead (dropping an index locks its table), which only a first
-/// load into an empty table does.
-pub async fn defer_indexes(tx: &mut Tx, table: &str) -> Result<Vec<String>> {
+/// Sets aside what makes each row of a load into an empty `table` slow,
+/// inside the transaction, and returns the statements that put it back:
+///
+/// - its secondary (non-unique) indexes: building an index once from
+///   sorted rows is several times faster than growing it by millions of
+///   random inserts. The unique indexes stay (lookups need them).
+/// - on PostgreSQL, its foreign keys: each is checked by a trigger and a
+///   query per row (about 20 µs), while adding the key back checks every
+///   row in one join.
+///
+/// Readers see the table as it was until the transaction commits, with
+/// everything back. On SQLite they read on; on PostgreSQL dropping an
+/// index or a foreign key locks the table, and a foreign key the table it
+/// references too, so readers of those wait for the commit. Only a first
+/// load into an empty table does this.
+pub async fn defer_upkeep(tx: &mut Tx, table: &str) -> Result<Vec<String>> {
     let empty: Flag = tx
         .fetch_one(
             &format!("SELECT NOT EXISTS (SELECT 1 FROM {table}) AS flag"),
@@ -448,7 +455,28 @@ pub async fn defer_indexes(tx: &mut Tx, table: &str) -> Result<Vec<String>> {
     for ix in &indexes {
         tx.exec(&format!("DROP INDEX {}", ix.name), &[]).await?;
     }
-    Ok(indexes.into_iter().map(|ix| ix.sql).collect())
+    let mut restore: Vec<String> = indexes.into_iter().map(|ix| ix.sql).collect();
+    if tx.engine() == Engine::Postgres {
+        let keys: Vec<IndexDef> = tx
+            .fetch(
+                "SELECT conname AS name, pg_get_constraintdef(oid) AS sql FROM pg_constraint \
+                 WHERE conrelid = CAST($1 AS regclass) AND contype = 'f' ORDER BY conname",
+                &[table.into()],
+            )
+            .await?;
+        for key in keys {
+            tx.exec(
+                &format!("ALTER TABLE {table} DROP CONSTRAINT {}", key.name),
+                &[],
+            )
+            .await?;
+            restore.push(format!(
+                "ALTER TABLE {table} ADD CONSTRAINT {} {}",
+                key.name, key.sql
+            ));
+        }
+    }
+    Ok(restore)
 }
 
 struct Flag(bool);
@@ -473,12 +501,12 @@ impl FromAnyRow for IndexDef {
     }
 }
 
-/// Rebuilds what [`defer_indexes`] dropped. On SQLite the sort that
+/// Puts back what [`defer_upkeep`] set aside. On SQLite the sort that
 /// builds an index spills to temporary files rather than memory (the
 /// connection keeps temporary data in memory otherwise), so a build over
 /// ten million rows stays within the import's memory bound; PostgreSQL's
 /// server sorts with a larger work area for this transaction.
-pub async fn restore_indexes(tx: &mut Tx, statements: &[String]) -> Result<()> {
+pub async fn restore_upkeep(tx: &mut Tx, statements: &[String]) -> Result<()> {
     if statements.is_empty() {
         return Ok(());
     }

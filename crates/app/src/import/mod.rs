@@ -29,9 +29,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use chrono::NaiveDate;
-use rapport_domain::PatientAggregates;
-use rapport_domain::aggregates::month_index;
 use rapport_domain::patient::{NewPatient, PatientFields};
 use rapport_interop::csv::{PatientRow, PatientRows, RecordSource, RowError, VisitRow, VisitRows};
 use rapport_store::import::{self as store, KnownPatient, NewVisitRow};
@@ -42,6 +39,9 @@ use crate::audit::{self, Actor};
 use crate::loyalty::earning::{ChunkVisit, ImportEarning};
 use crate::{App, AppError};
 
+mod aggregates;
+use aggregates::{AggCache, AggState};
+
 /// Rows per chunk: large enough that statements are few, small enough
 /// that a chunk's rows and lookups stay a few megabytes.
 const CHUNK: usize = 8192;
@@ -50,10 +50,25 @@ const CHUNK: usize = 8192;
 const MAX_REPORTED_ERRORS: usize = 1000;
 
 /// How to import.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Import the valid rows and reject the others, instead of nothing.
     pub skip_invalid: bool,
+    /// Rows per chunk ([`CHUNK`]).
+    pub chunk_rows: usize,
+    /// Patients whose aggregates a visits import keeps before writing
+    /// them ([`aggregates::CACHE_PATIENTS`]).
+    pub cache_patients: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            skip_invalid: false,
+            chunk_rows: CHUNK,
+            cache_patients: aggregates::CACHE_PATIENTS,
+        }
+    }
 }
 
 /// Live counters of an import, read by a progress bar or the API while
@@ -256,6 +271,8 @@ struct Run<'a> {
     rejects: Option<&'a mut dyn Rejects>,
     on_error: &'a mut (dyn FnMut(&RowError) + Send),
     skip_invalid: bool,
+    chunk_rows: usize,
+    cache_patients: usize,
     started: Instant,
 }
 
@@ -284,6 +301,8 @@ impl<'a> Run<'a> {
             rejects: sinks.rejects,
             on_error: sinks.on_error,
             skip_invalid: opts.skip_invalid,
+            chunk_rows: opts.chunk_rows.max(1),
+            cache_patients: opts.cache_patients,
             started: Instant::now(),
         })
     }
@@ -396,7 +415,7 @@ pub async fn patients(
     finish(app, tx, run, actor).await
 }
 
-/// Reads the next chunk: up to [`CHUNK`] valid rows with distinct ids
+/// Reads the next chunk: up to `chunk_rows` valid rows with distinct ids
 /// (`key`), invalid rows going to `run`. A row whose id is already in the
 /// chunk updates the earlier one, so it waits in `carry` for the next
 /// chunk. Returns the chunk and whether the input is exhausted.
@@ -406,13 +425,14 @@ fn next_chunk<T>(
     carry: &mut Option<T>,
     key: impl Fn(&T) -> &str,
 ) -> Result<(Vec<T>, bool), AppError> {
-    let mut chunk: Vec<T> = Vec::with_capacity(CHUNK);
-    let mut seen: HashSet<String> = HashSet::with_capacity(CHUNK);
+    let size = run.chunk_rows;
+    let mut chunk: Vec<T> = Vec::with_capacity(size);
+    let mut seen: HashSet<String> = HashSet::with_capacity(size);
     if let Some(r) = carry.take() {
         seen.insert(key(&r).to_string());
         chunk.push(r);
     }
-    while chunk.len() < CHUNK {
+    while chunk.len() < size {
         match rows.next_row() {
             None => return Ok((chunk, true)),
             Some(Ok(r)) => {
@@ -443,7 +463,7 @@ async fn patients_in(
     let now = app.now();
     let h = app.hospital_id;
     let max_before = bulk::max_id(tx, "patients").await?;
-    let deferred = store::defer_indexes(tx, "patients").await?;
+    let deferred = store::defer_upkeep(tx, "patients").await?;
     let mut changed_keys: Vec<i64> = Vec::new();
     let mut carry: Option<PatientRow> = None;
     loop {
@@ -465,7 +485,7 @@ async fn patients_in(
         }
     }
     if !run.failed {
-        store::restore_indexes(tx, &deferred).await?;
+        store::restore_upkeep(tx, &deferred).await?;
         run.report.duplicates_flagged +=
             store::flag_duplicates(tx, h, max_before, &changed_keys, now).await?;
     }
@@ -586,25 +606,22 @@ async fn visits_in(
     let now = app.now();
     let h = app.hospital_id;
     let max_before = bulk::max_id(tx, "patients").await?;
-    // Into an empty table (a first load) the visits' secondary index is
-    // built once at the end, unless a chunk needs it earlier.
-    let mut deferred = store::defer_indexes(tx, "visits").await?;
-    let mut refs = Refs::default();
+    // Into empty tables (a first load) the visits' and the aggregates'
+    // secondary indexes are built once at the end, unless a chunk needs
+    // them earlier.
+    let mut deferred = store::defer_upkeep(tx, "visits").await?;
+    deferred.extend(store::defer_upkeep(tx, "patient_aggregates").await?);
+    let mut load = VisitLoad {
+        refs: Refs::default(),
+        deferred,
+        cache: AggCache::new(run.cache_patients),
+    };
     let mut carry: Option<VisitRow> = None;
     let mut earning = ImportEarning::new(app, actor);
     loop {
         let (chunk, eof) = next_chunk(rows, run, &mut carry, |r| &r.visit.visit_id)?;
         if !run.failed && !chunk.is_empty() {
-            let written = visit_chunk(
-                tx,
-                h,
-                &chunk,
-                now,
-                &mut refs,
-                &mut run.report,
-                &mut deferred,
-            )
-            .await?;
+            let written = visit_chunk(tx, h, &chunk, now, &mut load, &mut run.report).await?;
             earning.chunk(tx, &written).await?;
         }
         if eof && carry.is_none() {
@@ -612,7 +629,8 @@ async fn visits_in(
         }
     }
     if !run.failed {
-        store::restore_indexes(tx, &std::mem::take(&mut deferred)).await?;
+        load.cache.flush(tx, h).await?;
+        store::restore_upkeep(tx, &std::mem::take(&mut load.deferred)).await?;
     }
     if !run.failed && run.report.patients_created > 0 {
         run.report.duplicates_flagged +=
@@ -681,45 +699,13 @@ pub async fn fhir(
     finish(app, tx, run, actor).await
 }
 
-/// A patient's aggregates while a chunk's new visits are applied.
-struct AggState {
-    /// As stored before the chunk.
-    stored: Option<PatientAggregates>,
-    now: Option<PatientAggregates>,
-    /// Dates added in this chunk.
-    added: Vec<NaiveDate>,
-    /// The stored visit dates, read when a new date falls inside the
-    /// stored first..last range.
-    stored_dates: Option<Vec<NaiveDate>>,
-}
-
-impl AggState {
-    /// Whether the stored visits have `d`'s day and `d`'s month: known
-    /// from the aggregates outside first..last, from the stored dates
-    /// strictly inside.
-    fn stored_seen(&self, d: NaiveDate) -> (bool, bool) {
-        let Some(s) = self.stored else {
-            return (false, false);
-        };
-        s.known_novelty(d).unwrap_or_else(|| {
-            let dates = self.stored_dates.as_deref().unwrap_or_default();
-            (
-                dates.contains(&d),
-                dates.iter().any(|x| month_index(*x) == month_index(d)),
-            )
-        })
-    }
-
-    fn add(&mut self, d: NaiveDate, amount: i64) {
-        let (mut day_seen, mut month_seen) = self.stored_seen(d);
-        day_seen |= self.added.contains(&d);
-        month_seen |= self.added.iter().any(|x| month_index(*x) == month_index(d));
-        match &mut self.now {
-            None => self.now = Some(PatientAggregates::single(d, amount)),
-            Some(a) => a.add_visit(d, amount, day_seen, month_seen),
-        }
-        self.added.push(d);
-    }
+/// What a visits import carries from one chunk to the next.
+struct VisitLoad {
+    /// Departments and doctors resolved so far.
+    refs: Refs,
+    /// What [`store::defer_upkeep`] set aside, until it is put back.
+    deferred: Vec<String>,
+    cache: AggCache,
 }
 
 async fn visit_chunk(
@@ -727,10 +713,14 @@ async fn visit_chunk(
     h: i64,
     chunk: &[VisitRow],
     now: chrono::DateTime<chrono::Utc>,
-    refs: &mut Refs,
+    load: &mut VisitLoad,
     report: &mut Report,
-    deferred: &mut Vec<String>,
 ) -> Result<Vec<ChunkVisit>, AppError> {
+    let VisitLoad {
+        refs,
+        deferred,
+        cache,
+    } = load;
     // Patients: known ones (following merges), unknown ones created.
     let mut pids: Vec<String> = chunk.iter().map(|r| r.patient_id.clone()).collect();
     pids.sort_unstable();
@@ -829,28 +819,18 @@ async fn visit_chunk(
         .collect();
     touched.sort_unstable();
     touched.dedup();
-    let stored = store::aggregates_of(tx, &touched).await?;
-    let mut states: HashMap<i64, AggState> = touched
-        .iter()
-        .map(|k| {
-            (
-                *k,
-                AggState {
-                    stored: stored.get(k).copied(),
-                    now: stored.get(k).copied(),
-                    added: Vec::new(),
-                    stored_dates: None,
-                },
-            )
-        })
+    let mut states: HashMap<i64, AggState> = cache
+        .before(tx, h, &touched)
+        .await?
+        .into_iter()
+        .map(|(k, b)| (k, AggState::new(b)))
         .collect();
     let mut inside: Vec<i64> = new_rows
         .iter()
         .filter(|v| {
-            states.get(&v.patient_key).is_some_and(|s| {
-                s.stored
-                    .is_some_and(|a| a.first_visit < v.visit_date && v.visit_date < a.last_visit)
-            })
+            states
+                .get(&v.patient_key)
+                .is_some_and(|s| s.inside(v.visit_date))
         })
         .map(|v| v.patient_key)
         .collect();
@@ -858,7 +838,7 @@ async fn visit_chunk(
     inside.dedup();
     if (!inside.is_empty() || !recompute.is_empty()) && !deferred.is_empty() {
         // Reading a patient's visits needs the index: build it now.
-        store::restore_indexes(tx, &std::mem::take(deferred)).await?;
+        store::restore_upkeep(tx, &std::mem::take(deferred)).await?;
     }
     for (k, d) in store::visit_dates_of(tx, &inside).await? {
         if let Some(s) = states.get_mut(&k) {
@@ -872,19 +852,13 @@ async fn visit_chunk(
     }
 
     report.inserted += store::insert_visits(tx, h, &new_rows, now).await?;
-    let mut fresh = Vec::new();
-    let mut changed = Vec::new();
     for (k, s) in states {
         if let Some(a) = s.now {
-            if s.stored.is_some() {
-                changed.push((k, a));
-            } else {
-                fresh.push((k, a));
-            }
+            cache.keep(tx, h, k, s.before, a).await?;
         }
     }
-    store::write_aggregates(tx, h, &fresh, &changed).await?;
     for k in recompute {
+        cache.forget(k);
         store_visits::refresh_aggregates(tx, k).await?;
     }
     Ok(written)
@@ -1036,6 +1010,7 @@ async fn run_upload(
     };
     let opts = Options {
         skip_invalid: up.skip_invalid,
+        ..Options::default()
     };
     let header_failed = |errs: Vec<RowError>| Report {
         kind: up.kind.as_str().into(),

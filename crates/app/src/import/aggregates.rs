@@ -1,0 +1,297 @@
+//! Patients' aggregates while an import runs.
+//!
+//! A visits file in date order touches each patient again and again: ten
+//! million visits of a million patients rewrite every patient's row about
+//! ten times if each chunk writes what it changed. The import keeps the
+//! aggregates it has computed in [`AggCache`] instead and writes each
+//! patient once, when the import ends or when the cache is full, which
+//! bounds its memory whatever the file's size. On PostgreSQL each rewrite
+//! inside one transaction would also leave a dead row version and an
+//! entry in every index behind.
+//!
+//! The visits themselves are written chunk by chunk, so the visits table
+//! always holds every visit the cache has counted: a patient whose new
+//! visit falls strictly between its first and last visit has its dates
+//! read from there.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use rapport_domain::PatientAggregates;
+use rapport_domain::aggregates::month_index;
+use rapport_store::Tx;
+use rapport_store::import as store;
+
+/// Patients the cache holds at most: 2^20 hash buckets of 48 bytes, about
+/// 50 MB, with the map's load factor of 7/8.
+pub(super) const CACHE_PATIENTS: usize = 917_504;
+
+/// [`PatientAggregates`] in 40 bytes instead of 56 (dates as days, counts
+/// as `u32`, the 12-bit cohort mask as `u16`), with whether the database
+/// holds a row for the patient and whether the cached figures differ.
+#[derive(Debug, Clone, Copy)]
+struct Packed {
+    monetary: i64,
+    first_day_monetary: i64,
+    first_visit: i32,
+    last_visit: i32,
+    visits: u32,
+    visit_days: u32,
+    months_with_visits: u32,
+    cohort_mask: u16,
+    stored: bool,
+    dirty: bool,
+}
+
+impl Packed {
+    /// `None` when a figure does not fit (billions of visits of one
+    /// patient): such a patient is not cached.
+    fn pack(a: &PatientAggregates, stored: bool, dirty: bool) -> Option<Packed> {
+        use chrono::Datelike;
+        Some(Packed {
+            monetary: a.monetary,
+            first_day_monetary: a.first_day_monetary,
+            first_visit: a.first_visit.num_days_from_ce(),
+            last_visit: a.last_visit.num_days_from_ce(),
+            visits: u32::try_from(a.visits).ok()?,
+            visit_days: u32::try_from(a.visit_days).ok()?,
+            months_with_visits: u32::try_from(a.months_with_visits).ok()?,
+            cohort_mask: u16::try_from(a.cohort_mask).ok()?,
+            stored,
+            dirty,
+        })
+    }
+
+    fn unpack(&self) -> PatientAggregates {
+        let day = |d: i32| NaiveDate::from_num_days_from_ce_opt(d).unwrap_or(NaiveDate::MIN);
+        PatientAggregates {
+            first_visit: day(self.first_visit),
+            last_visit: day(self.last_visit),
+            visits: i64::from(self.visits),
+            visit_days: i64::from(self.visit_days),
+            monetary: self.monetary,
+            first_day_monetary: self.first_day_monetary,
+            months_with_visits: i64::from(self.months_with_visits),
+            cohort_mask: i64::from(self.cohort_mask),
+        }
+    }
+}
+
+/// A patient's aggregates before a chunk: `None` for a patient without
+/// visits; `stored` when the database has a row for it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Before {
+    pub aggregates: Option<PatientAggregates>,
+    stored: bool,
+}
+
+/// The aggregates the import has computed and not yet written.
+pub(super) struct AggCache {
+    map: HashMap<i64, Packed>,
+    /// Patients held at most.
+    cap: usize,
+}
+
+impl AggCache {
+    pub fn new(cap: usize) -> Self {
+        AggCache {
+            map: HashMap::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// The aggregates of `keys` before the coming chunk, read from the
+    /// database for the patients the cache does not hold. Writes the
+    /// cache out first when the chunk could overfill it.
+    pub async fn before(
+        &mut self,
+        tx: &mut Tx,
+        hospital_id: i64,
+        keys: &[i64],
+    ) -> rapport_store::Result<HashMap<i64, Before>> {
+        if self.map.len() + keys.len() > self.cap {
+            self.flush(tx, hospital_id).await?;
+        }
+        if self.map.capacity() == 0 {
+            self.map.reserve(self.cap);
+        }
+        let missing: Vec<i64> = keys
+            .iter()
+            .copied()
+            .filter(|k| !self.map.contains_key(k))
+            .collect();
+        let stored = store::aggregates_of(tx, &missing).await?;
+        let mut out = HashMap::with_capacity(keys.len());
+        for k in keys {
+            let before = match self.map.get(k) {
+                Some(p) => Before {
+                    aggregates: Some(p.unpack()),
+                    stored: p.stored,
+                },
+                None => Before {
+                    aggregates: stored.get(k).copied(),
+                    stored: stored.contains_key(k),
+                },
+            };
+            out.insert(*k, before);
+        }
+        Ok(out)
+    }
+
+    /// Keeps `after`, a patient's aggregates once a chunk is applied.
+    /// A patient whose figures do not fit the cache is written at once.
+    pub async fn keep(
+        &mut self,
+        tx: &mut Tx,
+        hospital_id: i64,
+        key: i64,
+        before: Before,
+        after: PatientAggregates,
+    ) -> rapport_store::Result<()> {
+        match Packed::pack(&after, before.stored, true) {
+            Some(p) => {
+                self.map.insert(key, p);
+            }
+            None => {
+                self.map.remove(&key);
+                let (fresh, changed) = if before.stored {
+                    (vec![], vec![(key, after)])
+                } else {
+                    (vec![(key, after)], vec![])
+                };
+                store::write_aggregates(tx, hospital_id, &fresh, &changed).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets a patient whose aggregates were recomputed in the database.
+    pub fn forget(&mut self, key: i64) {
+        self.map.remove(&key);
+    }
+
+    /// Writes every changed patient, in key order and a chunk at a time,
+    /// and empties the cache.
+    pub async fn flush(&mut self, tx: &mut Tx, hospital_id: i64) -> rapport_store::Result<()> {
+        let mut keys: Vec<i64> = self
+            .map
+            .iter()
+            .filter(|(_, p)| p.dirty)
+            .map(|(k, _)| *k)
+            .collect();
+        keys.sort_unstable();
+        for batch in keys.chunks(super::CHUNK) {
+            let mut fresh = Vec::new();
+            let mut changed = Vec::new();
+            for k in batch {
+                let p = &self.map[k];
+                let row = (*k, p.unpack());
+                if p.stored {
+                    changed.push(row);
+                } else {
+                    fresh.push(row);
+                }
+            }
+            store::write_aggregates(tx, hospital_id, &fresh, &changed).await?;
+        }
+        self.map.clear();
+        Ok(())
+    }
+}
+
+/// A patient's aggregates while a chunk's new visits are applied.
+pub(super) struct AggState {
+    /// As before the chunk.
+    pub before: Before,
+    pub now: Option<PatientAggregates>,
+    /// Dates added in this chunk.
+    added: Vec<NaiveDate>,
+    /// The patient's visit dates before the chunk, read when a new date
+    /// falls strictly inside its first..last range.
+    pub stored_dates: Option<Vec<NaiveDate>>,
+}
+
+impl AggState {
+    pub fn new(before: Before) -> Self {
+        AggState {
+            before,
+            now: before.aggregates,
+            added: Vec::new(),
+            stored_dates: None,
+        }
+    }
+
+    /// Whether a visit on `d` would fall strictly inside the patient's
+    /// first..last range before the chunk (its dates are then needed).
+    pub fn inside(&self, d: NaiveDate) -> bool {
+        self.before
+            .aggregates
+            .is_some_and(|a| a.first_visit < d && d < a.last_visit)
+    }
+
+    /// Whether the visits before the chunk have `d`'s day and `d`'s
+    /// month: known from the aggregates outside first..last, from the
+    /// dates read strictly inside.
+    fn stored_seen(&self, d: NaiveDate) -> (bool, bool) {
+        let Some(s) = self.before.aggregates else {
+            return (false, false);
+        };
+        s.known_novelty(d).unwrap_or_else(|| {
+            let dates = self.stored_dates.as_deref().unwrap_or_default();
+            (
+                dates.contains(&d),
+                dates.iter().any(|x| month_index(*x) == month_index(d)),
+            )
+        })
+    }
+
+    pub fn add(&mut self, d: NaiveDate, amount: i64) {
+        let (mut day_seen, mut month_seen) = self.stored_seen(d);
+        day_seen |= self.added.contains(&d);
+        month_seen |= self.added.iter().any(|x| month_index(*x) == month_index(d));
+        match &mut self.now {
+            None => self.now = Some(PatientAggregates::single(d, amount)),
+            Some(a) => a.add_visit(d, amount, day_seen, month_seen),
+        }
+        self.added.push(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn aggregates() -> impl Strategy<Value = PatientAggregates> {
+        prop::collection::vec((0i64..4000, 0i64..100_000_000), 1..40).prop_map(|v| {
+            let start = NaiveDate::from_ymd_opt(2015, 1, 1).unwrap();
+            PatientAggregates::from_visits(
+                v.into_iter()
+                    .map(|(d, a)| (start + chrono::Days::new(d as u64), a)),
+            )
+            .unwrap()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn packing_keeps_every_figure(a in aggregates(), stored: bool, dirty: bool) {
+            let p = Packed::pack(&a, stored, dirty).unwrap();
+            prop_assert_eq!(p.unpack(), a);
+            prop_assert_eq!((p.stored, p.dirty), (stored, dirty));
+        }
+    }
+
+    #[test]
+    fn a_figure_too_large_is_not_packed() {
+        let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        let mut a = PatientAggregates::single(start, 100);
+        a.visits = i64::from(u32::MAX) + 1;
+        assert!(Packed::pack(&a, false, true).is_none());
+    }
+
+    #[test]
+    fn a_packed_entry_is_small() {
+        assert_eq!(std::mem::size_of::<Packed>(), 40);
+    }
+}
