@@ -258,7 +258,18 @@ impl Db {
     pub async fn begin_bulk(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             Db::Sqlite { gate, .. } => Tx::Inline(InlineTx::begin(gate, false).await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                // A bulk transaction fills tables that were empty or small
+                // when its statements were first planned, and PostgreSQL
+                // would go on running the plan it made then (a scan of the
+                // whole table per lookup, once the table holds millions of
+                // rows). Each execution is planned for the table as it is.
+                sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+                    .execute(&mut *tx)
+                    .await?;
+                Tx::Postgres(tx)
+            }
         })
     }
 

@@ -20,26 +20,61 @@ use crate::patients::{COLUMNS, aggregate_values, aggregates_from_row, patient_fr
 use crate::query::FromAnyRow;
 use crate::{AnyRow, Engine, Result, Tx};
 
-/// `column IN (the list)` for one bound parameter `$n` (from [`list`]).
-fn in_list(tx: &Tx, column: &str, n: usize) -> String {
-    match tx.engine() {
-        Engine::Sqlite => format!("{column} IN (SELECT value FROM json_each(${n}))"),
-        // An array, so the planner probes the index once per id.
-        Engine::Postgres => {
-            format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)))")
-        }
-    }
-}
-
-/// Integer keys as a list parameter.
+/// `column IN (the list)` for one bound parameter `$n` (from [`list`]) of
+/// integers, for a short list.
 fn key_list(tx: &Tx, column: &str, n: usize) -> String {
     match tx.engine() {
         Engine::Sqlite => {
             format!("{column} IN (SELECT CAST(value AS INTEGER) FROM json_each(${n}))")
         }
         Engine::Postgres => {
+            format!("{column} IN (SELECT CAST(jsonb_array_elements_text(${n}::jsonb) AS BIGINT))")
+        }
+    }
+}
+
+/// The type of a list's items.
+#[derive(Clone, Copy)]
+enum Item {
+    Text,
+    Int,
+}
+
+/// `FROM table alias WHERE filter AND alias.column IN (the list $n)`,
+/// the rows of a chunk's ids (distinct), one index probe per id.
+///
+/// On PostgreSQL the probes are spelled out: a nested loop over the ids
+/// into a subquery that cannot be flattened (`OFFSET 0`). Written as
+/// `IN (subquery)` or `= ANY(array)`, the planner may hash the ids and
+/// scan the whole table, or scan it testing every row against every id,
+/// and does on a table filled in this very transaction (no statistics
+/// yet): a lookup then costs the table, not the chunk. SQLite's planner
+/// probes the index for `IN`.
+fn probe(
+    tx: &Tx,
+    table: &str,
+    alias: &str,
+    column: &str,
+    item: Item,
+    n: usize,
+    filter: &str,
+) -> String {
+    match (tx.engine(), item) {
+        (Engine::Sqlite, Item::Text) => format!(
+            "FROM {table} {alias} WHERE {filter} AND {alias}.{column} IN (SELECT value FROM json_each(${n}))"
+        ),
+        (Engine::Sqlite, Item::Int) => format!(
+            "FROM {table} {alias} WHERE {filter} AND {alias}.{column} IN \
+             (SELECT CAST(value AS INTEGER) FROM json_each(${n}))"
+        ),
+        (Engine::Postgres, item) => {
+            let v = match item {
+                Item::Text => "k.v",
+                Item::Int => "CAST(k.v AS BIGINT)",
+            };
             format!(
-                "{column} = ANY(ARRAY(SELECT CAST(jsonb_array_elements_text(${n}::jsonb) AS BIGINT)))"
+                "FROM jsonb_array_elements_text(${n}::jsonb) AS k(v) CROSS JOIN LATERAL \
+                 (SELECT * FROM {table} {alias} WHERE {filter} AND {alias}.{column} = {v} OFFSET 0) {alias}"
             )
         }
     }
@@ -77,8 +112,16 @@ pub async fn patients_by_external(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {COLUMNS}, p.merged_into FROM patients p WHERE p.hospital_id = $1 AND {}",
-        in_list(tx, "p.patient_id", 2)
+        "SELECT {COLUMNS}, p.merged_into {}",
+        probe(
+            tx,
+            "patients",
+            "p",
+            "patient_id",
+            Item::Text,
+            2,
+            "p.hospital_id = $1"
+        )
     );
     tx.fetch(&sql, &[hospital_id.into(), list(ids)]).await
 }
@@ -103,9 +146,16 @@ pub async fn patient_keys_by_external(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT patient_id, COALESCE(merged_into, id) AS patient_key FROM patients \
-         WHERE hospital_id = $1 AND {}",
-        in_list(tx, "patient_id", 2)
+        "SELECT p.patient_id, COALESCE(p.merged_into, p.id) AS patient_key {}",
+        probe(
+            tx,
+            "patients",
+            "p",
+            "patient_id",
+            Item::Text,
+            2,
+            "p.hospital_id = $1"
+        )
     );
     let rows: Vec<PatientKey> = tx.fetch(&sql, &[hospital_id.into(), list(ids)]).await?;
     Ok(rows.into_iter().map(|k| (k.0, k.1)).collect())
@@ -185,9 +235,16 @@ pub async fn visits_by_external(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT id, visit_id, patient_key, visit_date, department_id, doctor_id, kind, amount \
-         FROM visits WHERE hospital_id = $1 AND {}",
-        in_list(tx, "visit_id", 2)
+        "SELECT v.id, v.visit_id, v.patient_key, v.visit_date, v.department_id, v.doctor_id, v.kind, v.amount {}",
+        probe(
+            tx,
+            "visits",
+            "v",
+            "visit_id",
+            Item::Text,
+            2,
+            "v.hospital_id = $1"
+        )
     );
     tx.fetch(&sql, &[hospital_id.into(), list(ids)]).await
 }
@@ -289,9 +346,17 @@ pub async fn aggregates_of(tx: &mut Tx, keys: &[i64]) -> Result<HashMap<i64, Pat
         return Ok(HashMap::new());
     }
     let sql = format!(
-        "SELECT patient_key, first_visit, last_visit, visits, visit_days, monetary, first_day_monetary, \
-         months_with_visits, cohort_mask FROM patient_aggregates WHERE {}",
-        key_list(tx, "patient_key", 1)
+        "SELECT a.patient_key, a.first_visit, a.last_visit, a.visits, a.visit_days, a.monetary, \
+         a.first_day_monetary, a.months_with_visits, a.cohort_mask {}",
+        probe(
+            tx,
+            "patient_aggregates",
+            "a",
+            "patient_key",
+            Item::Int,
+            1,
+            "TRUE"
+        )
     );
     let rows: Vec<KeyedAggregates> = tx.fetch(&sql, &[list(keys)]).await?;
     Ok(rows.into_iter().map(|k| (k.0, k.1)).collect())
@@ -321,8 +386,8 @@ pub async fn visit_dates_of(tx: &mut Tx, keys: &[i64]) -> Result<Vec<(i64, Naive
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT patient_key, visit_date FROM visits WHERE {}",
-        key_list(tx, "patient_key", 1)
+        "SELECT v.patient_key, v.visit_date {}",
+        probe(tx, "visits", "v", "patient_key", Item::Int, 1, "TRUE")
     );
     let rows: Vec<VisitDate> = tx.fetch(&sql, &[list(keys)]).await?;
     Ok(rows.into_iter().map(|d| (d.0, d.1)).collect())
@@ -475,6 +540,9 @@ pub async fn defer_upkeep(tx: &mut Tx, table: &str) -> Result<Vec<String>> {
                 key.name, key.sql
             ));
         }
+        // The rest of the transaction (the duplicate search, lookups)
+        // is planned on the loaded table's statistics, not on guesses.
+        restore.push(format!("ANALYZE {table}"));
     }
     Ok(restore)
 }

@@ -4,10 +4,11 @@
 //! million visits of a million patients rewrite every patient's row about
 //! ten times if each chunk writes what it changed. The import keeps the
 //! aggregates it has computed in [`AggCache`] instead and writes each
-//! patient once, when the import ends or when the cache is full, which
-//! bounds its memory whatever the file's size. On PostgreSQL each rewrite
-//! inside one transaction would also leave a dead row version and an
-//! entry in every index behind.
+//! patient once, when the import ends. The cache holds a bounded number
+//! of patients, so memory is bounded whatever the file's size; patients
+//! beyond it are written chunk by chunk. On PostgreSQL each rewrite inside
+//! one transaction would also leave a dead row version and an entry in
+//! every index behind.
 //!
 //! The visits themselves are written chunk by chunk, so the visits table
 //! always holds every visit the cache has counted: a patient whose new
@@ -101,20 +102,12 @@ impl AggCache {
     }
 
     /// The aggregates of `keys` before the coming chunk, read from the
-    /// database for the patients the cache does not hold. Writes the
-    /// cache out first when the chunk could overfill it.
+    /// database for the patients the cache does not hold.
     pub async fn before(
         &mut self,
         tx: &mut Tx,
-        hospital_id: i64,
         keys: &[i64],
     ) -> rapport_store::Result<HashMap<i64, Before>> {
-        if self.map.len() + keys.len() > self.cap {
-            self.flush(tx, hospital_id).await?;
-        }
-        if self.map.capacity() == 0 {
-            self.map.reserve(self.cap);
-        }
         let missing: Vec<i64> = keys
             .iter()
             .copied()
@@ -138,31 +131,39 @@ impl AggCache {
         Ok(out)
     }
 
-    /// Keeps `after`, a patient's aggregates once a chunk is applied.
-    /// A patient whose figures do not fit the cache is written at once.
+    /// Keeps the patients' aggregates once a chunk is applied. Once the
+    /// cache is full, the patients it holds stay (a file's frequent
+    /// patients come early and come back) and the others are written at
+    /// once, as are figures too large to pack.
     pub async fn keep(
         &mut self,
         tx: &mut Tx,
         hospital_id: i64,
-        key: i64,
-        before: Before,
-        after: PatientAggregates,
+        after: impl IntoIterator<Item = (i64, Before, PatientAggregates)>,
     ) -> rapport_store::Result<()> {
-        match Packed::pack(&after, before.stored, true) {
-            Some(p) => {
-                self.map.insert(key, p);
-            }
-            None => {
-                self.map.remove(&key);
-                let (fresh, changed) = if before.stored {
-                    (vec![], vec![(key, after)])
-                } else {
-                    (vec![(key, after)], vec![])
-                };
-                store::write_aggregates(tx, hospital_id, &fresh, &changed).await?;
+        if self.map.capacity() == 0 {
+            self.map.reserve(self.cap);
+        }
+        let (mut fresh, mut changed) = (Vec::new(), Vec::new());
+        for (key, before, a) in after {
+            let room = self.map.len() < self.cap || self.map.contains_key(&key);
+            match Packed::pack(&a, before.stored, true).filter(|_| room) {
+                Some(p) => {
+                    self.map.insert(key, p);
+                }
+                None => {
+                    self.map.remove(&key);
+                    if before.stored {
+                        changed.push((key, a));
+                    } else {
+                        fresh.push((key, a));
+                    }
+                }
             }
         }
-        Ok(())
+        fresh.sort_unstable_by_key(|r| r.0);
+        changed.sort_unstable_by_key(|r| r.0);
+        store::write_aggregates(tx, hospital_id, &fresh, &changed).await
     }
 
     /// Forgets a patient whose aggregates were recomputed in the database.
@@ -170,8 +171,8 @@ impl AggCache {
         self.map.remove(&key);
     }
 
-    /// Writes every changed patient, in key order and a chunk at a time,
-    /// and empties the cache.
+    /// Writes every patient the cache changed, in key order and a chunk
+    /// at a time, and empties the cache.
     pub async fn flush(&mut self, tx: &mut Tx, hospital_id: i64) -> rapport_store::Result<()> {
         let mut keys: Vec<i64> = self
             .map

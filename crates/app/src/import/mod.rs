@@ -725,15 +725,9 @@ async fn visit_chunk(
     let mut pids: Vec<String> = chunk.iter().map(|r| r.patient_id.clone()).collect();
     pids.sort_unstable();
     pids.dedup();
-    let mut keys: HashMap<String, i64> = store::patients_by_external(tx, h, &pids)
+    let mut keys: HashMap<String, i64> = store::patient_keys_by_external(tx, h, &pids)
         .await?
         .into_iter()
-        .map(|k| {
-            (
-                k.patient.patient_id.clone(),
-                k.merged_into.unwrap_or(k.patient.id),
-            )
-        })
         .collect();
     let missing: Vec<NewPatient> = pids
         .iter()
@@ -820,7 +814,7 @@ async fn visit_chunk(
     touched.sort_unstable();
     touched.dedup();
     let mut states: HashMap<i64, AggState> = cache
-        .before(tx, h, &touched)
+        .before(tx, &touched)
         .await?
         .into_iter()
         .map(|(k, b)| (k, AggState::new(b)))
@@ -852,11 +846,10 @@ async fn visit_chunk(
     }
 
     report.inserted += store::insert_visits(tx, h, &new_rows, now).await?;
-    for (k, s) in states {
-        if let Some(a) = s.now {
-            cache.keep(tx, h, k, s.before, a).await?;
-        }
-    }
+    let after = states
+        .into_iter()
+        .filter_map(|(k, s)| s.now.map(|a| (k, s.before, a)));
+    cache.keep(tx, h, after).await?;
     for k in recompute {
         cache.forget(k);
         store_visits::refresh_aggregates(tx, k).await?;
