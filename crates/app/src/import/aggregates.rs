@@ -172,7 +172,7 @@ impl AggCache {
     }
 
     /// Writes every patient the cache changed, in key order and a chunk
-    /// at a time, and empties the cache.
+    /// at a time, and frees the cache's memory.
     pub async fn flush(&mut self, tx: &mut Tx, hospital_id: i64) -> rapport_store::Result<()> {
         let mut keys: Vec<i64> = self
             .map
@@ -195,7 +195,8 @@ impl AggCache {
             }
             store::write_aggregates(tx, hospital_id, &fresh, &changed).await?;
         }
-        self.map.clear();
+        self.map = HashMap::new();
+        rapport_store::memory::give_back();
         Ok(())
     }
 }

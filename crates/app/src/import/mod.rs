@@ -14,9 +14,11 @@
 //!   an email entered at the desk.
 //! - **Chunks.** Rows are read in chunks of a few thousand; each chunk
 //!   costs a handful of set-at-a-time statements (`store::import`), and
-//!   memory is bounded by the chunk whatever the file's size.
+//!   memory is bounded by the chunk and the aggregates cache whatever the
+//!   file's size.
 //! - **Aggregates on the way.** New visits update their patients'
-//!   aggregates incrementally (`PatientAggregates::add_visit`); only a
+//!   aggregates incrementally (`PatientAggregates::add_visit`), kept in a
+//!   bounded cache and written once per patient ([`aggregates`]); only a
 //!   patient whose visit's date falls between its first and last visit
 //!   needs its visit dates read, and only a changed or moved visit
 //!   needs a recomputation from the patient's visits.
