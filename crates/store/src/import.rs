@@ -85,6 +85,19 @@ fn list<T: serde::Serialize>(items: &[T]) -> Value {
     Value::from(serde_json::to_string(items).unwrap_or_else(|_| "[]".into()))
 }
 
+/// The patients `p` of hospital `$1` among the hospital ids `$2`.
+fn patients_probe(tx: &Tx) -> String {
+    probe(
+        tx,
+        "patients",
+        "p",
+        "patient_id",
+        Item::Text,
+        2,
+        "p.hospital_id = $1",
+    )
+}
+
 /// A patient already in the database, found by the hospital's id.
 #[derive(Debug, Clone)]
 pub struct KnownPatient {
@@ -111,18 +124,7 @@ pub async fn patients_by_external(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT {COLUMNS}, p.merged_into {}",
-        probe(
-            tx,
-            "patients",
-            "p",
-            "patient_id",
-            Item::Text,
-            2,
-            "p.hospital_id = $1"
-        )
-    );
+    let sql = format!("SELECT {COLUMNS}, p.merged_into {}", patients_probe(tx));
     tx.fetch(&sql, &[hospital_id.into(), list(ids)]).await
 }
 
@@ -147,15 +149,7 @@ pub async fn patient_keys_by_external(
     }
     let sql = format!(
         "SELECT p.patient_id, COALESCE(p.merged_into, p.id) AS patient_key {}",
-        probe(
-            tx,
-            "patients",
-            "p",
-            "patient_id",
-            Item::Text,
-            2,
-            "p.hospital_id = $1"
-        )
+        patients_probe(tx)
     );
     let rows: Vec<PatientKey> = tx.fetch(&sql, &[hospital_id.into(), list(ids)]).await?;
     Ok(rows.into_iter().map(|k| (k.0, k.1)).collect())
