@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::SecondsFormat;
-use rusqlite::types::{ToSqlOutput, Value as SqlValue};
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 
 use crate::bulk::Value;
@@ -113,15 +113,19 @@ impl ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match self {
             Value::Int(v) => ToSqlOutput::Owned(v.map(SqlValue::Integer).unwrap_or(SqlValue::Null)),
-            Value::Text(v) => {
-                ToSqlOutput::Owned(v.clone().map(SqlValue::Text).unwrap_or(SqlValue::Null))
-            }
+            Value::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Value::Text(None) => ToSqlOutput::Owned(SqlValue::Null),
             Value::Float(v) => ToSqlOutput::Owned(v.map(SqlValue::Real).unwrap_or(SqlValue::Null)),
             Value::Bool(v) => ToSqlOutput::Owned(
                 v.map(|b| SqlValue::Integer(b as i64))
                     .unwrap_or(SqlValue::Null),
             ),
-            Value::Date(v) => return v.to_sql(),
+            // ISO 8601, as rusqlite writes a date, without its format
+            // string.
+            Value::Date(v) => ToSqlOutput::Owned(
+                v.map(|d| SqlValue::Text(d.to_string()))
+                    .unwrap_or(SqlValue::Null),
+            ),
             // The text sqlx writes (`2026-11-22T08:00:00.5+00:00`): stored
             // times compare as text, so every writer and every bound
             // parameter must spell them the same way.
@@ -154,7 +158,7 @@ fn open_rw(path: &Path) -> Result<Connection> {
 /// The gate connection's page cache, in KiB: the pages point writes touch
 /// (balances, lots, the ledger's and the audit log's indexes), which are
 /// spread over the whole ledger as it grows.
-const CACHE_KIB: i64 = 131_072;
+const CACHE_KIB: i64 = 16_384;
 /// Its page cache during a bulk load, in KiB. A load touches pages all
 /// over the patients table (lookups by the hospital's id); a page evicted
 /// mid-transaction goes to the log and is read back from it. The import
