@@ -317,7 +317,7 @@ fn finish_group(w: &mut Writer, finished: &tokio::sync::watch::Sender<Finished>)
     if !w.open {
         return Ok(());
     }
-    let r = w.conn.execute_batch("COMMIT");
+    let r = w.conn.control("COMMIT");
     if r.is_err() {
         let _ = w.conn.execute_batch("ROLLBACK");
     }
@@ -332,6 +332,18 @@ fn finish_group(w: &mut Writer, finished: &tokio::sync::watch::Sender<Finished>)
         }
     });
     Ok(r?)
+}
+
+/// Runs a transaction-control statement (`BEGIN`, `SAVEPOINT`, …),
+/// prepared once: every inline transaction runs two or three of them.
+trait Control {
+    fn control(&self, sql: &str) -> rusqlite::Result<()>;
+}
+
+impl Control for Connection {
+    fn control(&self, sql: &str) -> rusqlite::Result<()> {
+        self.prepare_cached(sql)?.raw_execute().map(|_| ())
+    }
 }
 
 /// Log frames (pages) beyond which the checkpointer restarts the log.
@@ -408,10 +420,10 @@ impl InlineTx {
                 .execute_batch(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}"))?;
         }
         let savepoint = if w.open {
-            w.conn.execute_batch("SAVEPOINT tx")?;
+            w.conn.control("SAVEPOINT tx")?;
             true
         } else {
-            w.conn.execute_batch("BEGIN IMMEDIATE")?;
+            w.conn.control("BEGIN IMMEDIATE")?;
             w.open = true;
             w.group += 1;
             w.members = 0;
@@ -452,7 +464,7 @@ impl InlineTx {
     pub(crate) async fn commit(mut self) -> Result<()> {
         if self.savepoint {
             // On failure the guard stays here and `drop` rolls back.
-            self.conn()?.execute_batch("RELEASE tx")?;
+            self.conn()?.control("RELEASE tx")?;
         }
         let mut w = self
             .w

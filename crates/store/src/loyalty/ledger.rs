@@ -550,13 +550,13 @@ pub async fn lock_for_write(
     if tx.engine() == crate::Engine::Sqlite {
         let sql = format!(
             "SELECT {cols}, \
-             (SELECT e.seq FROM loyalty_entries e WHERE e.member_id = m.id AND e.idempotency_key = $2) AS prior_seq, \
-             (SELECT e.request_hash FROM loyalty_entries e WHERE e.member_id = m.id AND e.idempotency_key = $2) AS prior_hash, \
+             e.seq AS prior_seq, e.request_hash AS prior_hash, \
              (SELECT g.points_valid_months FROM loyalty_programs g WHERE g.hospital_id = m.hospital_id) AS points_valid_months, \
              (SELECT MIN(t.threshold_qualifying) FROM loyalty_tiers t WHERE t.hospital_id = m.hospital_id AND t.rank > \
                  (SELECT c.rank FROM loyalty_tiers c WHERE c.hospital_id = m.hospital_id AND c.code = m.tier)) AS next_threshold, \
              (SELECT COUNT(*) FROM loyalty_tiers c WHERE c.hospital_id = m.hospital_id AND c.code = m.tier) AS tier_known \
-             FROM {from} WHERE m.id = $1",
+             FROM {from} LEFT JOIN loyalty_entries e ON e.member_id = m.id AND e.idempotency_key = $2 \
+             WHERE m.id = $1",
             cols = super::MEMBER_COLUMNS,
             from = super::MEMBER_FROM,
         );
