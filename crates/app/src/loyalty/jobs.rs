@@ -48,7 +48,7 @@ async fn expire_member(app: &App, actor: &Actor, id: i64, at: DateTime<Utc>) -> 
         return Ok((0, 0));
     };
     let at = at.max(member.balance.last_at.unwrap_or(at));
-    let head = lstore::head(&mut tx, &member, at, true, None).await?;
+    let head = lstore::head(&mut tx, &member, at, lstore::OpenLots::All, None).await?;
     let due = Ledger::resume(head).due_expiries(at);
     let (mut lots, mut points) = (0, 0);
     for e in due {

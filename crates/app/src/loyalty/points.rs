@@ -10,7 +10,7 @@ use rapport_domain::loyalty::ledger::{
 };
 use rapport_domain::loyalty::tiers::{TierChange, TierSet, evaluate};
 use rapport_store::Tx;
-use rapport_store::loyalty::ledger::{self as lstore, StoredEntry};
+use rapport_store::loyalty::ledger::{self as lstore, OpenLots, StoredEntry};
 use rapport_store::loyalty::{self as store, Balance, Member, TierHistoryRow};
 use sha2::{Digest, Sha256};
 
@@ -362,9 +362,14 @@ pub async fn post_in(
         DraftKind::Reverse { seq, .. } | DraftKind::Expire { seq } => Some(seq),
         _ => None,
     };
-    // Only spending needs the open lots; an earn reads none.
-    let spends = matches!(d.kind, DraftKind::Redeem | DraftKind::Adjust(..0));
-    let head = lstore::head(tx, &member, now, spends, also).await?;
+    // Only spending needs open lots, and only those that cover it; an
+    // earn reads none.
+    let open = match d.kind {
+        DraftKind::Redeem => OpenLots::ToSpend(d.points),
+        DraftKind::Adjust(delta @ ..0) => OpenLots::ToSpend(delta.saturating_abs()),
+        _ => OpenLots::None,
+    };
+    let head = lstore::head(tx, &member, now, open, also).await?;
     let before = head.lots.clone();
     let mut ledger = Ledger::resume(head);
     let (kind, points) = match &d.kind {

@@ -208,8 +208,9 @@ pub struct LedgerHead {
     pub totals: Totals,
     /// The lots the next entries touch: every lot that still has points
     /// when they spend (redeem, negative adjustment, a scheduled expiry
-    /// run), and the lot an expiry or a reversal names. An earn or a
-    /// positive adjustment needs none.
+    /// run), or, for one spending entry, the first lots in spending order
+    /// that cover it (see [`Ledger::resume`]); and the lot an expiry or a
+    /// reversal names. An earn or a positive adjustment needs none.
     pub lots: BTreeMap<EntryId, Lot>,
     /// The ledger's qualifying points (all its lots, held or not) at a
     /// time: [`Ledger::qualifying_12m`] at that time then counts the lots
@@ -272,8 +273,11 @@ impl Ledger {
     /// against `head.last_at`, and take points from `head.lots`.
     ///
     /// The rules are the same as for a replayed ledger provided the head
-    /// holds the lots the entries touch (every lot with points left before
-    /// spending, the lot an expiry or a reversal names), and, for
+    /// holds the lots the entries touch (before spending, every lot with
+    /// points left, or only the first ones in spending order, earliest
+    /// expiry then oldest, that cover what is spent, which give the same
+    /// plan and, when they fall short, are all the spendable lots; the lot
+    /// an expiry or a reversal names), and, for
     /// [`Self::qualifying_12m`] at the head's qualifying time, the
     /// ledger's qualifying points then. [`Self::available`] comes from the
     /// totals; [`Self::lifetime`] and [`Self::entries`] cover only what the

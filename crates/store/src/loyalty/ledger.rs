@@ -147,10 +147,27 @@ pub(crate) fn lot_from_row(r: &impl AnyRow) -> Result<(EntryId, Lot)> {
 
 const LOT_COLUMNS: &str = "seq, created_at, expires_at, original, remaining, earned, reversed_at";
 
+/// Which lots with points left a ledger head holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenLots {
+    /// None: the entry spends nothing.
+    None,
+    /// Every one (a scheduled expiry run looks for the due ones).
+    All,
+    /// The first ones in spending order at the entry's time (earliest
+    /// expiry, then oldest) whose points cover this many: a redemption or
+    /// a negative adjustment plans on them exactly as on every lot, and
+    /// when they fall short they are all the spendable lots (see
+    /// `rapport_domain::loyalty::ledger::Ledger::resume`). A member who
+    /// earns often and spends rarely keeps many lots open; a spend reads
+    /// one or two of them.
+    ToSpend(i64),
+}
+
 /// The head of a locked member's ledger for an entry at `at`: its totals
-/// from the balance row, every lot with points left when `open_lots` (the
-/// entry spends), the lot named in `also` (the lot an expiry or a reversal
-/// refers to), and the qualifying points at `at`.
+/// from the balance row, the lots with points left that `open` asks for,
+/// the lot named in `also` (the lot an expiry or a reversal refers to),
+/// and the qualifying points at `at`.
 ///
 /// The qualifying points are carried forward from the balance row's
 /// figure (kept as of its last write, which every lot creation and
@@ -161,7 +178,7 @@ pub async fn head(
     tx: &mut Tx,
     member: &Member,
     at: DateTime<Utc>,
-    open_lots: bool,
+    open: OpenLots,
     also: Option<i64>,
 ) -> Result<LedgerHead> {
     let b = &member.balance;
@@ -177,12 +194,28 @@ pub async fn head(
         ),
         _ => (0, 1, window_start(at), at, at),
     };
-    let open = if open_lots {
-        format!(
-            "SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND remaining > 0 UNION "
-        )
-    } else {
-        String::new()
+    let mut params: Vec<Value> = vec![
+        member.id.into(),
+        lo.into(),
+        hi.into(),
+        rev.into(),
+        also.unwrap_or(-1).into(),
+    ];
+    // The named lot may be among the open ones: the map below keeps one.
+    let open = match open {
+        OpenLots::None => String::new(),
+        OpenLots::All => format!(
+            "SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND remaining > 0 UNION ALL "
+        ),
+        OpenLots::ToSpend(points) => {
+            params.extend([at.into(), points.into()]);
+            format!(
+                "SELECT {LOT_COLUMNS} FROM (SELECT {LOT_COLUMNS}, \
+                 SUM(remaining) OVER (ORDER BY expires_at, seq) AS before_and_this FROM loyalty_lots \
+                 WHERE member_id = $1 AND remaining > 0 AND expires_at > $6) o \
+                 WHERE before_and_this - remaining < $7 UNION ALL "
+            )
+        }
     };
     let sql = format!(
         "SELECT q.counted, l.seq, l.created_at, l.expires_at, l.original, l.remaining, l.earned, l.reversed_at \
@@ -191,18 +224,7 @@ pub async fn head(
                AND (reversed_at IS NULL OR reversed_at > $4)) q \
          LEFT JOIN ({open}SELECT {LOT_COLUMNS} FROM loyalty_lots WHERE member_id = $1 AND seq = $5) l ON 1 = 1"
     );
-    let rows: Vec<HeadRow> = tx
-        .fetch(
-            &sql,
-            &[
-                member.id.into(),
-                lo.into(),
-                hi.into(),
-                rev.into(),
-                also.unwrap_or(-1).into(),
-            ],
-        )
-        .await?;
+    let rows: Vec<HeadRow> = tx.fetch(&sql, &params).await?;
     let counted = rows.first().map_or(0, |r| r.counted);
     let lots: BTreeMap<EntryId, Lot> = rows.into_iter().filter_map(|r| r.lot).collect();
     Ok(LedgerHead {

@@ -314,9 +314,11 @@ proptest! {
 }
 
 /// The head a store reads before applying `e` to `full`: the lots `e`
-/// touches (every lot with points when it spends, the lot it names) and
-/// the ledger's qualifying points at `e.at`.
-fn head_for(full: &Ledger, e: &Entry) -> LedgerHead {
+/// touches and the ledger's qualifying points at `e.at`. A spending entry
+/// gets either every lot with points (`all_open`) or only the first lots
+/// in spending order (earliest expiry, then oldest) whose points cover it,
+/// as the store reads them; an expiry or a reversal gets the lot it names.
+fn head_for(full: &Ledger, e: &Entry, all_open: bool) -> LedgerHead {
     let spends = matches!(e.kind, EntryKind::Redeem)
         || matches!(e.kind, EntryKind::Adjust { delta, .. } if delta < 0);
     let named = match e.kind {
@@ -324,6 +326,31 @@ fn head_for(full: &Ledger, e: &Entry) -> LedgerHead {
         EntryKind::Reverse { reverses, .. } => Some(reverses),
         _ => None,
     };
+    let mut held: std::collections::BTreeSet<EntryId> = named.into_iter().collect();
+    if spends && all_open {
+        held.extend(
+            full.lots()
+                .iter()
+                .filter(|(_, l)| l.remaining > 0)
+                .map(|(id, _)| *id),
+        );
+    } else if spends {
+        let mut order: Vec<_> = full
+            .lots()
+            .iter()
+            .filter(|(_, l)| l.remaining > 0 && l.expires_at > e.at)
+            .map(|(id, l)| (l.expires_at, *id, l.remaining))
+            .collect();
+        order.sort();
+        let mut covered = 0;
+        for (_, id, remaining) in order {
+            if covered >= e.points {
+                break;
+            }
+            covered += remaining;
+            held.insert(id);
+        }
+    }
     LedgerHead {
         entries: full.len(),
         last_at: full.last_at(),
@@ -331,7 +358,7 @@ fn head_for(full: &Ledger, e: &Entry) -> LedgerHead {
         lots: full
             .lots()
             .iter()
-            .filter(|(id, l)| (spends && l.remaining > 0) || Some(**id) == named)
+            .filter(|(id, _)| held.contains(id))
             .map(|(k, v)| (*k, v.clone()))
             .collect(),
         qualifying: Some((e.at, full.qualifying_12m(e.at))),
@@ -346,7 +373,7 @@ proptest! {
     /// far enough for earns to leave the 12-month window and lots to
     /// expire.
     #[test]
-    fn each_entry_on_its_head_matches_the_whole_ledger(ops in proptest::collection::vec(op(), 0..80)) {
+    fn each_entry_on_its_head_matches_the_whole_ledger(ops in proptest::collection::vec(op(), 0..80), all_open in proptest::bool::ANY) {
         let mut full = Ledger::new();
         let mut day = 0i64;
         for (n, o) in ops.iter().enumerate() {
@@ -371,7 +398,7 @@ proptest! {
                 Op::Advance(d) => { day += d * 10; vec![] }
             };
             for e in entries {
-                let mut resumed = Ledger::resume(head_for(&full, &e));
+                let mut resumed = Ledger::resume(head_for(&full, &e, all_open));
                 let before = full.clone();
                 let whole = full.apply(e.clone());
                 let part = resumed.apply(e.clone());
