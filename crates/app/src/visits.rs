@@ -114,6 +114,15 @@ pub async fn update(
     store::refresh_aggregates(&mut tx, new_key).await?;
     if old_key != new_key {
         store::refresh_aggregates(&mut tx, old_key).await?;
+        crate::loyalty::earning::unsettle_referral(
+            app,
+            &mut tx,
+            actor,
+            old_key,
+            id,
+            "moved to another patient",
+        )
+        .await?;
         audit::record(
             app,
             &mut tx,

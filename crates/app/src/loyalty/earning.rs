@@ -314,7 +314,12 @@ pub(crate) async fn settle_referral(
         "referral {}: first paid visit of the referred patient",
         p.id
     );
-    let hash = points::request_hash(&["referral", &p.id.to_string(), &points.to_string()]);
+    let hash = points::request_hash(&[
+        "referral",
+        &p.id.to_string(),
+        &visit_id.to_string(),
+        &points.to_string(),
+    ]);
     let posted = points::post_in(
         app,
         tx,
@@ -324,7 +329,9 @@ pub(crate) async fn settle_referral(
             kind: DraftKind::Earn,
             points,
             reason,
-            idempotency_key: format!("referral:{}:reward", p.id),
+            // Per visit: a referral reopened when its visit went can be
+            // rewarded again on another.
+            idempotency_key: format!("referral:{}:reward:{visit_id}", p.id),
             request_hash: hash,
             actor: LedgerActor::Rule("referral".into()),
             source: "referral".into(),
@@ -346,6 +353,75 @@ pub(crate) async fn settle_referral(
     Ok(())
 }
 
+/// When the visit that settled a referral (the referred patient's first
+/// paid visit) is deleted or no longer paid: what is left of the
+/// referrer's reward is taken back (a shortfall, when they already spent
+/// it, is recorded on the reversal for a person to settle), and the
+/// referral settles on the patient's next paid visit, or waits for one.
+pub(crate) async fn unsettle_referral(
+    app: &App,
+    tx: &mut Tx,
+    actor: &Actor,
+    patient_key: i64,
+    visit_id: i64,
+    why: &str,
+) -> Result<()> {
+    let Some(r) = rstore::settled_by(tx, app.hospital_id, patient_key, visit_id).await? else {
+        return Ok(());
+    };
+    if let Some(seq) = r.rewarded_seq {
+        let reversal = points::post_in(
+            app,
+            tx,
+            actor,
+            r.referrer_member_id,
+            &Draft {
+                kind: DraftKind::Reverse {
+                    seq,
+                    allow_partial: true,
+                },
+                points: 0,
+                reason: format!("referral {}: its first paid visit was {why}", r.id),
+                idempotency_key: format!("referral:{}:reversal:{visit_id}", r.id),
+                request_hash: points::request_hash(&[
+                    "referral reversal",
+                    &r.id.to_string(),
+                    &visit_id.to_string(),
+                ]),
+                actor: LedgerActor::Rule("referral".into()),
+                source: "referral".into(),
+                source_visit: None,
+                source_campaign: None,
+                source_referral: Some(r.code.clone()),
+                at: None,
+            },
+        )
+        .await;
+        match reversal {
+            // Staff took the reward back by hand already.
+            Err(AppError::Conflict {
+                code: "already_reversed",
+                ..
+            }) => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    rstore::reopen(tx, r.id).await?;
+    if let Some(next) = rstore::first_paid_visit(tx, patient_key, visit_id).await? {
+        let ctx = EarnContext::load(tx, app.hospital_id).await?;
+        let pending = Pending {
+            id: r.id,
+            referrer_member_id: r.referrer_member_id,
+            code: r.code,
+            referred_patient_key: patient_key,
+        };
+        settle_referral(app, tx, actor, &ctx, &pending, next).await?;
+    }
+    Ok(())
+}
+
 /// After a visit was inserted or rewritten (inside its transaction, with
 /// the visit and patient locked): earn, re-earn or reverse, and reward a
 /// referrer.
@@ -359,6 +435,9 @@ pub(crate) async fn after_visit_written(
         .await?
         .ok_or(AppError::NotFound("visit"))?;
     let facts = VisitFacts::from(&v);
+    if facts.amount.0 <= 0 {
+        unsettle_referral(app, tx, actor, v.patient_key, visit_id, "refunded").await?;
+    }
     let members = store::members_of_patients(tx, app.hospital_id, &[v.patient_key]).await?;
     let had = store::earns_of_visit_tx(tx, visit_id).await?;
     let pending = if facts.amount.0 > 0 {
@@ -395,7 +474,11 @@ pub(crate) async fn before_visit_deleted(
     for id in &ids {
         mstore::lock(tx, *id).await?;
     }
-    reverse_earns(app, tx, actor, visit_id, &earns, "deleted").await
+    reverse_earns(app, tx, actor, visit_id, &earns, "deleted").await?;
+    let v = rapport_store::visits::get_tx(tx, visit_id)
+        .await?
+        .ok_or(AppError::NotFound("visit"))?;
+    unsettle_referral(app, tx, actor, v.patient_key, visit_id, "deleted").await
 }
 
 /// What an import needs to award points chunk by chunk: the rules and
@@ -439,6 +522,27 @@ impl<'a> ImportEarning<'a> {
             return Ok(());
         }
         let h = self.app.hospital_id;
+        // Only a visit already stored can have settled a referral: the
+        // one it settled goes back if the visit is no longer paid or no
+        // longer that patient's.
+        for v in visits {
+            let Some(id) = v.id else { continue };
+            let moved = v.old_patient_key.filter(|k| *k != v.patient_key);
+            if let Some(old) = moved {
+                unsettle_referral(
+                    self.app,
+                    tx,
+                    self.actor,
+                    old,
+                    id,
+                    "moved to another patient",
+                )
+                .await?;
+            }
+            if v.amount.0 <= 0 {
+                unsettle_referral(self.app, tx, self.actor, v.patient_key, id, "refunded").await?;
+            }
+        }
         let mut keys: Vec<i64> = visits
             .iter()
             .flat_map(|v| std::iter::once(v.patient_key).chain(v.old_patient_key))

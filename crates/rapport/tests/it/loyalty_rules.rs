@@ -99,6 +99,15 @@ async fn visit(t: &TestApp, vid: &str, pid: &str, date: &str, dept: &str, amount
     b["id"].as_i64().unwrap()
 }
 
+/// A referrer's funnel: (registered, first paid visit, rewarded).
+async fn funnel(t: &TestApp, m: i64) -> (i64, i64, i64) {
+    let (_, f) = t
+        .call("GET", &format!("/api/v1/members/{m}/referrals"), None)
+        .await;
+    let n = |k: &str| f[k].as_i64().unwrap();
+    (n("registered"), n("first_visit"), n("rewarded"))
+}
+
 async fn check_clean(app: &App) {
     for r in rapport_app::check::run(app).await.unwrap() {
         assert_eq!(r.violations, 0, "{}: {:?}", r.name, r.problems);
@@ -927,14 +936,14 @@ async fn referrals_reward_once(engine: Engine) {
     );
     visit(&t, "VE0", "PE", "2026-03-02", "Eye", "0").await;
     assert_eq!(available(&t, a).await, 0, "an unpaid visit does not count");
-    visit(&t, "VE1", "PE", "2026-03-03", "Eye", "20.00").await;
+    let ve1 = visit(&t, "VE1", "PE", "2026-03-03", "Eye", "20.00").await;
     assert_eq!(available(&t, a).await, 300);
     let l = ledger(&t, a).await;
     assert_eq!(
         (l[0]["source"].as_str(), l[0]["actor"]["id"].as_str()),
         (Some("referral"), Some("referral"))
     );
-    visit(&t, "VE2", "PE", "2026-03-04", "Eye", "20.00").await;
+    let ve2 = visit(&t, "VE2", "PE", "2026-03-04", "Eye", "20.00").await;
     assert_eq!(available(&t, a).await, 300, "rewarded once");
     let (_, f) = t
         .call("GET", &format!("/api/v1/members/{a}/referrals"), None)
@@ -945,6 +954,53 @@ async fn referrals_reward_once(engine: Engine) {
         "{f}"
     );
     assert_eq!(f["referrals"][0]["rewarded_points"], 300);
+
+    // The visit that earned the reward is deleted: the reward is taken
+    // back and given again for the patient's next paid visit, VE2.
+    let (s, _) = t
+        .call("DELETE", &format!("/api/v1/visits/{ve1}"), None)
+        .await;
+    assert_eq!(s, 204);
+    let l = ledger(&t, a).await;
+    let kinds: Vec<_> = l.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["earn", "reverse", "earn"], "{l:?}");
+    assert_eq!(l[1]["points"], 300);
+    assert_eq!(available(&t, a).await, 300);
+    assert_eq!(funnel(&t, a).await, (1, 1, 1));
+
+    // VE2 is refunded (its amount set to 0): the reward goes, and with no
+    // other paid visit the referral waits again. Written again unchanged,
+    // nothing more happens.
+    for _ in 0..2 {
+        let (s, b) = t
+            .call(
+                "PUT",
+                &format!("/api/v1/visits/{ve2}"),
+                Some(
+                    json!({"visit_id": "VE2", "patient_id": "PE", "visit_date": "2026-03-04",
+                    "department": "Eye", "kind": "outpatient", "amount": "0"}),
+                ),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(available(&t, a).await, 0);
+        assert_eq!(funnel(&t, a).await, (1, 0, 0));
+        assert_eq!(ledger(&t, a).await.len(), 4);
+    }
+
+    // The next paid visit rewards the referrer again.
+    visit(&t, "VE3", "PE", "2026-03-05", "Eye", "30.00").await;
+    assert_eq!(available(&t, a).await, 300);
+    assert_eq!(funnel(&t, a).await, (1, 1, 1));
+
+    // An import that refunds VE3 takes the reward back the same way.
+    upload(
+        &t,
+        &b"visit_id,patient_id,visit_date,department,amount\nVE3,PE,2026-03-05,Eye,0\n"[..],
+    )
+    .await;
+    assert_eq!(available(&t, a).await, 0);
+    assert_eq!(funnel(&t, a).await, (1, 0, 0));
     check_clean(&t.app).await;
 }
 

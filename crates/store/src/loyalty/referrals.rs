@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rapport_domain::loyalty::referral::Party;
 
 use super::rules::in_json_ids;
-use crate::query::FromAnyRow;
+use crate::query::{FromAnyRow, Id};
 use crate::{AnyRow, Db, Result, StoreError, Tx, on_read, on_tx};
 
 /// A member's referral code and the invitations they handed out.
@@ -151,6 +151,66 @@ pub async fn settle(
     )
     .await?;
     Ok(())
+}
+
+/// A referral settled by a visit: the referred patient's first paid one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub id: i64,
+    pub referrer_member_id: i64,
+    pub code: String,
+    /// The referrer's reward (an earn at this position of their ledger),
+    /// when one was given.
+    pub rewarded_seq: Option<i64>,
+}
+
+impl FromAnyRow for Settled {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(Settled {
+            id: r.col("id")?,
+            referrer_member_id: r.col("referrer_member_id")?,
+            code: r.col("code")?,
+            rewarded_seq: r.col("rewarded_seq")?,
+        })
+    }
+}
+
+/// The referral of `patient_key` that `visit_key` settled, if any.
+pub async fn settled_by(
+    tx: &mut Tx,
+    hospital_id: i64,
+    patient_key: i64,
+    visit_key: i64,
+) -> Result<Option<Settled>> {
+    tx.fetch_opt(
+        "SELECT id, referrer_member_id, code, rewarded_seq FROM loyalty_referrals \
+         WHERE hospital_id = $1 AND referred_patient_key = $2 AND first_visit_key = $3",
+        &[hospital_id.into(), patient_key.into(), visit_key.into()],
+    )
+    .await
+}
+
+/// Puts a settled referral back to waiting for a first paid visit.
+pub async fn reopen(tx: &mut Tx, id: i64) -> Result<()> {
+    tx.exec(
+        "UPDATE loyalty_referrals SET status = 'registered', first_visit_key = NULL, first_visit_at = NULL, \
+         rewarded_seq = NULL, rewarded_points = NULL, rewarded_at = NULL WHERE id = $1",
+        &[id.into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The patient's earliest paid visit other than `except`, if any.
+pub async fn first_paid_visit(tx: &mut Tx, patient_key: i64, except: i64) -> Result<Option<i64>> {
+    let r: Option<Id> = tx
+        .fetch_opt(
+            "SELECT id FROM visits WHERE patient_key = $1 AND id <> $2 AND amount > 0 \
+             ORDER BY visit_date, id LIMIT 1",
+            &[patient_key.into(), except.into()],
+        )
+        .await?;
+    Ok(r.map(|r| r.0))
 }
 
 /// A referral as the funnel lists it.
