@@ -399,11 +399,14 @@ async fn serve(mut app: App, bind: SocketAddr, secure_cookies: bool) -> Result<(
             "{interrupted} import(s) interrupted by the last stop were marked failed; nothing of them was committed"
         );
     }
-    // The background worker: the nightly scores refresh.
+    // The background work: the nightly scores refresh, and (PostgreSQL)
+    // imports whose server stopped.
     let nightly = tokio::spawn(rapport_app::analytics::run_nightly(app.clone()));
+    let orphans = tokio::spawn(rapport_app::import::watch_interrupted(app.clone()));
     let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
         nightly.abort();
+        orphans.abort();
     };
     rapport_server::serve(app, listener, shutdown).await?;
     Ok(())

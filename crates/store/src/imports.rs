@@ -117,3 +117,108 @@ pub async fn rejects(db: &Db, hospital_id: i64, id: i64) -> Result<Option<String
         .bind(hospital_id).bind(id).fetch_optional(p).await?);
     Ok(r.and_then(|r| r.0))
 }
+
+/// The key of the PostgreSQL advisory lock that says import `$1` is
+/// running. Advisory locks are per database, not per schema: the schema
+/// is part of the key, so that databases holding several schemas (the
+/// test suite's) do not mix their imports up.
+const RUNNING_LOCK_KEY: &str =
+    "hashtextextended('rapport import ' || current_schema() || ' ' || CAST($1 AS TEXT), 0)";
+
+/// While it lives, says that this process is running import `id`: on
+/// PostgreSQL a session advisory lock on a connection of its own, which
+/// the server lets go when the connection ends, however the process
+/// stops; nothing on SQLite, whose one serving process owns every import.
+/// Let go with [`Running::end`] (dropped instead, the connection is
+/// closed).
+pub struct Running {
+    conn: Option<(sqlx::pool::PoolConnection<sqlx::Postgres>, i64)>,
+}
+
+impl Running {
+    pub async fn start(db: &Db, id: i64) -> Result<Running> {
+        let Db::Postgres(pool) = db else {
+            return Ok(Running { conn: None });
+        };
+        let mut c = pool.acquire().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_lock({RUNNING_LOCK_KEY})"
+        )))
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+        Ok(Running {
+            conn: Some((c, id)),
+        })
+    }
+
+    /// Lets go of the lock and gives the connection back to the pool.
+    pub async fn end(mut self) {
+        if let Some((mut c, id)) = self.conn.take() {
+            let unlocked = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT pg_advisory_unlock({RUNNING_LOCK_KEY})"
+            )))
+            .bind(id)
+            .execute(&mut *c)
+            .await;
+            if unlocked.is_err() {
+                drop(c.detach());
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Not ended: closing the connection lets go of the lock.
+        if let Some((c, _)) = self.conn.take() {
+            drop(c.detach());
+        }
+    }
+}
+
+/// On PostgreSQL, marks failed the imports recorded as running for more
+/// than `min_age` whose process is gone (nobody holds their [`Running`]
+/// lock): several servers share the database, and each import's own
+/// server holds that lock while it runs. Returns how many.
+pub async fn fail_orphaned(db: &Db, now: DateTime<Utc>, min_age: chrono::Duration) -> Result<u64> {
+    let Db::Postgres(pool) = db else {
+        return Ok(0);
+    };
+    let mut c = pool.acquire().await?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM imports WHERE status = 'running' AND started_at < $1 ORDER BY id",
+    )
+    .bind(now - min_age)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut failed = 0;
+    for id in ids {
+        let free: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_try_advisory_lock({RUNNING_LOCK_KEY})"
+        )))
+        .bind(id)
+        .fetch_one(&mut *c)
+        .await?;
+        if !free {
+            continue;
+        }
+        let r = sqlx::query(
+            "UPDATE imports SET status = 'failed', finished_at = $2, \
+             report = '{\"error\":\"the server running the import stopped; nothing of it was committed\"}' \
+             WHERE id = $1 AND status = 'running'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *c)
+        .await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_unlock({RUNNING_LOCK_KEY})"
+        )))
+        .bind(id)
+        .execute(&mut *c)
+        .await;
+        failed += r?.rows_affected();
+    }
+    Ok(failed)
+}

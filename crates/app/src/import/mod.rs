@@ -938,6 +938,9 @@ pub async fn start(app: &App, actor: &Actor, up: Upload) -> Result<i64, AppError
     )
     .await?;
     tx.commit().await?;
+    // Held until the outcome is recorded, so that another server sharing
+    // the database can tell this import from one whose server stopped.
+    let running = rapport_store::imports::Running::start(&app.db, id).await?;
     let progress = app.imports.start(id);
     let app = app.clone();
     let actor = actor.clone();
@@ -979,6 +982,7 @@ pub async fn start(app: &App, actor: &Actor, up: Upload) -> Result<i64, AppError
         if let Err(e) = saved.await {
             tracing::error!(import = id, error = %e, "could not record the end of an import");
         }
+        running.end().await;
         app.imports.end(id);
         if moves_scores(&report)
             && let Err(e) = crate::analytics::refresh_scores(&app).await
@@ -1085,18 +1089,44 @@ pub fn moves_scores(r: &Report) -> bool {
     r.committed && r.kind != "patients" && r.inserted + r.updated >= 10_000
 }
 
+/// How long an import must have been recorded as running before another
+/// server may judge its server gone (it takes its lock right after).
+const ORPHAN_AFTER: chrono::Duration = chrono::Duration::minutes(1);
+
 /// Marks imports that a stopped process left running as failed (their
-/// transaction was rolled back with the process). Only on SQLite, where
-/// the one serving process owns the database; several servers share a
-/// PostgreSQL database and one must not fail another's running import.
+/// transaction was rolled back with the process). On SQLite, where the
+/// one serving process owns the database, every import still running; on
+/// PostgreSQL, which several servers share, those whose server no longer
+/// holds their lock (`store::imports::Running`).
 pub async fn fail_interrupted(app: &App) -> Result<u64, AppError> {
     if app.db.engine() != rapport_store::Engine::Sqlite {
-        return Ok(0);
+        return Ok(rapport_store::imports::fail_orphaned(&app.db, app.now(), ORPHAN_AFTER).await?);
     }
     let mut tx = app.db.begin().await?;
     let n = rapport_store::imports::fail_interrupted(&mut tx, app.now()).await?;
     tx.commit().await?;
     Ok(n)
+}
+
+/// On PostgreSQL, looks every minute for imports whose server stopped
+/// (another server sharing the database may never restart); returns at
+/// once on SQLite, where [`fail_interrupted`] at start is enough.
+pub async fn watch_interrupted(app: App) {
+    if app.db.engine() == rapport_store::Engine::Sqlite {
+        return;
+    }
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        match fail_interrupted(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                imports = n,
+                "imports whose server stopped were marked failed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not look for interrupted imports"),
+        }
+    }
 }
 
 /// An import, with its live progress while it runs.

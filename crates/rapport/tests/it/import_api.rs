@@ -274,7 +274,77 @@ async fn duplicates_merge_moves_everything(engine: Engine) {
     assert_eq!(page["items"].as_array().unwrap().len(), 0);
 }
 
+/// Imports recorded as running whose server stopped are marked failed: on
+/// SQLite all of them when the server starts; on PostgreSQL, which
+/// several servers share, only those older than a minute whose server no
+/// longer holds their lock.
+async fn interrupted_imports_are_failed(engine: Engine) {
+    let Some(t) = TestApp::spawn(engine).await else {
+        return;
+    };
+    let app = &t.app;
+    let now = app.now();
+    let record = |started| async move {
+        let mut tx = app.db.begin().await.unwrap();
+        let id = rapport_store::imports::start(
+            &mut tx,
+            app.hospital_id,
+            "visits",
+            "v.csv",
+            false,
+            "test",
+            started,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        id
+    };
+    let gone = record(now - chrono::Duration::minutes(2)).await;
+    let elsewhere = record(now - chrono::Duration::minutes(2)).await;
+    let young = record(now).await;
+    // Another server is running `elsewhere`.
+    let held = rapport_store::imports::Running::start(&app.db, elsewhere)
+        .await
+        .unwrap();
+    let status = |id: i64| {
+        let t = &t;
+        async move {
+            let (s, v) = t.call("GET", &format!("/api/v1/imports/{id}"), None).await;
+            assert_eq!(s, 200, "{v}");
+            v["status"].as_str().unwrap().to_owned()
+        }
+    };
+    let n = rapport_app::import::fail_interrupted(app).await.unwrap();
+    if engine == Engine::Postgres {
+        assert_eq!(n, 1);
+        assert_eq!(
+            [
+                status(gone).await,
+                status(elsewhere).await,
+                status(young).await
+            ],
+            ["failed", "running", "running"]
+        );
+        held.end().await;
+        assert_eq!(rapport_app::import::fail_interrupted(app).await.unwrap(), 1);
+        assert_eq!(status(elsewhere).await, "failed");
+        assert_eq!(status(young).await, "running");
+    } else {
+        held.end().await;
+        assert_eq!(n, 3);
+        for id in [gone, elsewhere, young] {
+            assert_eq!(status(id).await, "failed");
+        }
+    }
+    let (_, v) = t
+        .call("GET", &format!("/api/v1/imports/{gone}"), None)
+        .await;
+    assert!(v.to_string().contains("nothing of it was committed"), "{v}");
+}
+
 both_engines!(
     upload_follow_report_and_rejects,
-    duplicates_merge_moves_everything
+    duplicates_merge_moves_everything,
+    interrupted_imports_are_failed
 );
