@@ -20,6 +20,20 @@ pub enum Value {
     Time(Option<DateTime<Utc>>),
 }
 
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(
+            self,
+            Value::Int(None)
+                | Value::Float(None)
+                | Value::Text(None)
+                | Value::Bool(None)
+                | Value::Date(None)
+                | Value::Time(None)
+        )
+    }
+}
+
 impl From<i64> for Value {
     fn from(v: i64) -> Self {
         Value::Int(Some(v))
@@ -171,7 +185,14 @@ pub async fn insert_rows_then(
 
 /// Writes `rows` into `table` the fastest way each engine has: one
 /// prepared single-row insert run per row, inline, on SQLite (multi-row
-/// statements in a sqlx transaction), `COPY … FROM STDIN` on PostgreSQL.
+/// statements in a sqlx transaction); on PostgreSQL one `INSERT … SELECT
+/// FROM UNNEST(…)` with a typed array per column.
+///
+/// Not `COPY` on PostgreSQL: sqlx sends `COPY`'s data and its end as
+/// separate small writes on a socket without `TCP_NODELAY`, so the end
+/// waited for the server's delayed acknowledgement, about 40 ms per
+/// `COPY`, once per chunk of an import (docs/benchmarks.md). A statement
+/// goes out in one write and is answered at once.
 pub async fn write_rows(
     tx: &mut Tx,
     table: &str,
@@ -184,66 +205,97 @@ pub async fn write_rows(
     match tx {
         Tx::Sqlite(_) | Tx::Inline(_) => insert_rows(tx, table, columns, rows).await,
         Tx::Postgres(t) => {
-            let sql = format!("COPY {table} ({}) FROM STDIN", columns.join(", "));
-            let mut copy = t.copy_in_raw(&sql).await?;
-            let mut buf = String::with_capacity(64 * 1024);
-            for row in rows {
-                copy_line(&mut buf, row);
-                if buf.len() >= 60 * 1024 {
-                    copy.send(std::mem::take(&mut buf).into_bytes()).await?;
-                    buf.reserve(64 * 1024);
+            let mut select = Vec::with_capacity(columns.len());
+            let mut names = Vec::new();
+            let mut arrays = Vec::new();
+            for (i, name) in columns.iter().enumerate() {
+                match ColumnArray::of(rows, i) {
+                    Ok(Some(array)) => {
+                        select.push(format!("u.c{i}"));
+                        names.push(format!("c{i}"));
+                        arrays.push(array);
+                    }
+                    // Every value NULL: a literal takes the column's type.
+                    Ok(None) => select.push("NULL".to_owned()),
+                    Err(why) => {
+                        return Err(crate::StoreError::Config(format!("{table}.{name}: {why}")));
+                    }
                 }
             }
-            if !buf.is_empty() {
-                copy.send(buf.into_bytes()).await?;
+            let params: Vec<String> = arrays
+                .iter()
+                .enumerate()
+                .map(|(n, a)| format!("${}::{}", n + 1, a.sql_type()))
+                .collect();
+            let sql = format!(
+                "INSERT INTO {table} ({}) SELECT {} FROM UNNEST({}) AS u({})",
+                columns.join(", "),
+                select.join(", "),
+                params.join(", "),
+                names.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in arrays {
+                q = match a {
+                    ColumnArray::Int(v) => q.bind(v),
+                    ColumnArray::Float(v) => q.bind(v),
+                    ColumnArray::Text(v) => q.bind(v),
+                    ColumnArray::Bool(v) => q.bind(v),
+                    ColumnArray::Date(v) => q.bind(v),
+                    ColumnArray::Time(v) => q.bind(v),
+                };
             }
-            Ok(copy.finish().await?)
+            Ok(q.execute(&mut **t).await?.rows_affected())
         }
     }
 }
 
-/// One row in COPY's text format: tab-separated, `\N` for NULL,
-/// backslash escapes for the separators.
-fn copy_line(out: &mut String, row: &[Value]) {
-    use std::fmt::Write as _;
-    for (i, v) in row.iter().enumerate() {
-        if i > 0 {
-            out.push('\t');
+/// One column of rows as a PostgreSQL array.
+enum ColumnArray {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+    Bool(Vec<Option<bool>>),
+    Date(Vec<Option<NaiveDate>>),
+    Time(Vec<Option<DateTime<Utc>>>),
+}
+
+impl ColumnArray {
+    /// Column `i` of `rows` as one array, typed by its values; `None`
+    /// when every value is NULL; an error when they differ in type.
+    fn of(rows: &[Vec<Value>], i: usize) -> std::result::Result<Option<Self>, &'static str> {
+        macro_rules! collect {
+            ($variant:ident) => {
+                rows.iter()
+                    .map(|r| match &r[i] {
+                        Value::$variant(x) => Ok(x.clone()),
+                        _ => Err("values of different types"),
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map(|v| Some(ColumnArray::$variant(v)))
+            };
         }
-        match v {
-            Value::Int(Some(x)) => {
-                let _ = write!(out, "{x}");
-            }
-            Value::Float(Some(x)) => {
-                let _ = write!(out, "{x:?}");
-            }
-            Value::Text(Some(s)) => {
-                for c in s.chars() {
-                    match c {
-                        '\\' => out.push_str("\\\\"),
-                        '\t' => out.push_str("\\t"),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        c => out.push(c),
-                    }
-                }
-            }
-            Value::Date(Some(d)) => {
-                let _ = write!(out, "{d}");
-            }
-            Value::Bool(Some(b)) => out.push(if *b { 't' } else { 'f' }),
-            Value::Time(Some(t)) => {
-                let _ = write!(out, "{}", t.to_rfc3339());
-            }
-            Value::Int(None)
-            | Value::Float(None)
-            | Value::Text(None)
-            | Value::Bool(None)
-            | Value::Date(None)
-            | Value::Time(None) => out.push_str("\\N"),
+        match rows.iter().map(|r| &r[i]).find(|v| !v.is_null()) {
+            None => Ok(None),
+            Some(Value::Int(_)) => collect!(Int),
+            Some(Value::Float(_)) => collect!(Float),
+            Some(Value::Text(_)) => collect!(Text),
+            Some(Value::Bool(_)) => collect!(Bool),
+            Some(Value::Date(_)) => collect!(Date),
+            Some(Value::Time(_)) => collect!(Time),
         }
     }
-    out.push('\n');
+
+    fn sql_type(&self) -> &'static str {
+        match self {
+            ColumnArray::Int(_) => "int8[]",
+            ColumnArray::Float(_) => "float8[]",
+            ColumnArray::Text(_) => "text[]",
+            ColumnArray::Bool(_) => "bool[]",
+            ColumnArray::Date(_) => "date[]",
+            ColumnArray::Time(_) => "timestamptz[]",
+        }
+    }
 }
 
 /// `n` fresh ids for `table`. SQLite's single writer makes the ids after
@@ -309,4 +361,36 @@ pub async fn analyze(db: &crate::Db) -> Result<()> {
         sqlx::query("ANALYZE").execute(p).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ColumnArray, Value};
+
+    #[test]
+    fn a_column_becomes_one_typed_array() {
+        let rows = vec![
+            vec![
+                Value::Int(None),
+                Value::Text(Some("a".into())),
+                Value::Date(None),
+            ],
+            vec![Value::Int(Some(7)), Value::Text(None), Value::Date(None)],
+        ];
+        match ColumnArray::of(&rows, 0) {
+            Ok(Some(ColumnArray::Int(v))) => assert_eq!(v, [None, Some(7)]),
+            _ => panic!("integers expected"),
+        }
+        match ColumnArray::of(&rows, 1) {
+            Ok(Some(a @ ColumnArray::Text(_))) => assert_eq!(a.sql_type(), "text[]"),
+            _ => panic!("texts expected"),
+        }
+        // All NULL: no array, the statement writes a NULL literal.
+        assert!(matches!(ColumnArray::of(&rows, 2), Ok(None)));
+        let mixed = vec![
+            vec![Value::Int(Some(1))],
+            vec![Value::Text(Some("1".into()))],
+        ];
+        assert!(ColumnArray::of(&mixed, 0).is_err());
+    }
 }
