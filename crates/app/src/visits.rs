@@ -141,7 +141,7 @@ pub async fn delete(app: &App, actor: &Actor, id: i64) -> Result<()> {
     let mut tx = app.db.begin().await?;
     let key = locked_visit(app, &mut tx, id).await?;
     pstore::lock(&mut tx, key).await?;
-    crate::loyalty::earning::before_visit_deleted(app, &mut tx, actor, id).await?;
+    crate::loyalty::earning::before_visit_deleted(app, &mut tx, actor, id, key).await?;
     store::delete(&mut tx, id).await?;
     store::refresh_aggregates(&mut tx, key).await?;
     audit::record(

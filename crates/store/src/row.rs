@@ -83,6 +83,23 @@ fn column_index(st: &rusqlite::Statement<'_>, name: &str) -> rusqlite::Result<us
     st.column_index(name)
 }
 
+/// `YYYY-MM-DD` (how dates are stored as text) read without a format
+/// parser; another spelling of a valid date through chrono's `%F`.
+pub(crate) fn iso_date(v: ValueRef<'_>) -> Option<NaiveDate> {
+    let ValueRef::Text(t) = v else { return None };
+    if t.len() == 10 && t[4] == b'-' && t[7] == b'-' {
+        let num = |s: &[u8]| -> Option<u32> {
+            s.iter().try_fold(0u32, |acc, &c| {
+                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+            })
+        };
+        if let (Some(y), Some(m), Some(d)) = (num(&t[..4]), num(&t[5..7]), num(&t[8..])) {
+            return NaiveDate::from_ymd_opt(y as i32, m, d);
+        }
+    }
+    NaiveDate::parse_from_str(std::str::from_utf8(t).ok()?, "%F").ok()
+}
+
 /// Times and dates as every writer of ours stores them (RFC 3339 times,
 /// ISO 8601 dates), read without rusqlite's decoders, which go through a
 /// format string per value and were most of the cost of reading a row
@@ -94,10 +111,6 @@ fn iso_time_or_date<T: 'static>(v: ValueRef<'_>) -> Option<T> {
         let ValueRef::Text(b) = v else { return None };
         let t = DateTime::parse_from_rfc3339(std::str::from_utf8(b).ok()?).ok()?;
         Some(t.with_timezone(&Utc))
-    }
-    fn date(v: ValueRef<'_>) -> Option<NaiveDate> {
-        let ValueRef::Text(b) = v else { return None };
-        std::str::from_utf8(b).ok()?.parse().ok()
     }
     fn nullable<X>(v: ValueRef<'_>, f: fn(ValueRef<'_>) -> Option<X>) -> Option<Option<X>> {
         match v {
@@ -112,9 +125,9 @@ fn iso_time_or_date<T: 'static>(v: ValueRef<'_>) -> Option<T> {
     } else if let Some(s) = slot.downcast_mut::<Option<Option<DateTime<Utc>>>>() {
         *s = Some(nullable(v, time)?);
     } else if let Some(s) = slot.downcast_mut::<Option<NaiveDate>>() {
-        *s = Some(date(v)?);
+        *s = Some(iso_date(v)?);
     } else if let Some(s) = slot.downcast_mut::<Option<Option<NaiveDate>>>() {
-        *s = Some(nullable(v, date)?);
+        *s = Some(nullable(v, iso_date)?);
     }
     out
 }

@@ -1115,7 +1115,9 @@ pub async fn watch_interrupted(app: App) {
     if app.db.engine() == rapport_store::Engine::Sqlite {
         return;
     }
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    let minute = std::time::Duration::from_secs(60);
+    // `serve` has just looked, at start.
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
     loop {
         every.tick().await;
         match fail_interrupted(&app).await {

@@ -320,28 +320,11 @@ pub(crate) async fn settle_referral(
         &visit_id.to_string(),
         &points.to_string(),
     ]);
-    let posted = points::post_in(
-        app,
-        tx,
-        actor,
-        p.referrer_member_id,
-        &Draft {
-            kind: DraftKind::Earn,
-            points,
-            reason,
-            // Per visit: a referral reopened when its visit went can be
-            // rewarded again on another.
-            idempotency_key: format!("referral:{}:reward:{visit_id}", p.id),
-            request_hash: hash,
-            actor: LedgerActor::Rule("referral".into()),
-            source: "referral".into(),
-            source_visit: None,
-            source_campaign: None,
-            source_referral: Some(p.code.clone()),
-            at: None,
-        },
-    )
-    .await?;
+    // Per visit: a referral reopened when its visit went can be rewarded
+    // again on another.
+    let key = format!("referral:{}:reward:{visit_id}", p.id);
+    let draft = referral_draft(DraftKind::Earn, points, reason, key, hash, &p.code);
+    let posted = points::post_in(app, tx, actor, p.referrer_member_id, &draft).await?;
     rstore::settle(
         tx,
         p.id,
@@ -351,6 +334,30 @@ pub(crate) async fn settle_referral(
     )
     .await?;
     Ok(())
+}
+
+/// An entry the referral rule posts in a referrer's ledger.
+fn referral_draft(
+    kind: DraftKind,
+    points: i64,
+    reason: String,
+    idempotency_key: String,
+    request_hash: String,
+    code: &str,
+) -> Draft {
+    Draft {
+        kind,
+        points,
+        reason,
+        idempotency_key,
+        request_hash,
+        actor: LedgerActor::Rule("referral".into()),
+        source: "referral".into(),
+        source_visit: None,
+        source_campaign: None,
+        source_referral: Some(code.to_owned()),
+        at: None,
+    }
 }
 
 /// When the visit that settled a referral (the referred patient's first
@@ -370,33 +377,22 @@ pub(crate) async fn unsettle_referral(
         return Ok(());
     };
     if let Some(seq) = r.rewarded_seq {
-        let reversal = points::post_in(
-            app,
-            tx,
-            actor,
-            r.referrer_member_id,
-            &Draft {
-                kind: DraftKind::Reverse {
-                    seq,
-                    allow_partial: true,
-                },
-                points: 0,
-                reason: format!("referral {}: its first paid visit was {why}", r.id),
-                idempotency_key: format!("referral:{}:reversal:{visit_id}", r.id),
-                request_hash: points::request_hash(&[
-                    "referral reversal",
-                    &r.id.to_string(),
-                    &visit_id.to_string(),
-                ]),
-                actor: LedgerActor::Rule("referral".into()),
-                source: "referral".into(),
-                source_visit: None,
-                source_campaign: None,
-                source_referral: Some(r.code.clone()),
-                at: None,
+        let draft = referral_draft(
+            DraftKind::Reverse {
+                seq,
+                allow_partial: true,
             },
-        )
-        .await;
+            0,
+            format!("referral {}: its first paid visit was {why}", r.id),
+            format!("referral:{}:reversal:{visit_id}", r.id),
+            points::request_hash(&[
+                "referral reversal",
+                &r.id.to_string(),
+                &visit_id.to_string(),
+            ]),
+            &r.code,
+        );
+        let reversal = points::post_in(app, tx, actor, r.referrer_member_id, &draft).await;
         match reversal {
             // Staff took the reward back by hand already.
             Err(AppError::Conflict {
@@ -456,12 +452,14 @@ pub(crate) async fn after_visit_written(
     Ok(())
 }
 
-/// Before a visit is deleted: its earns are reversed.
+/// Before a visit of `patient_key` is deleted: its earns are reversed,
+/// and a referral it settled goes back.
 pub(crate) async fn before_visit_deleted(
     app: &App,
     tx: &mut Tx,
     actor: &Actor,
     visit_id: i64,
+    patient_key: i64,
 ) -> Result<()> {
     let earns = store::earns_of_visit_tx(tx, visit_id).await?;
     let mut ids: Vec<i64> = earns
@@ -475,10 +473,7 @@ pub(crate) async fn before_visit_deleted(
         mstore::lock(tx, *id).await?;
     }
     reverse_earns(app, tx, actor, visit_id, &earns, "deleted").await?;
-    let v = rapport_store::visits::get_tx(tx, visit_id)
-        .await?
-        .ok_or(AppError::NotFound("visit"))?;
-    unsettle_referral(app, tx, actor, v.patient_key, visit_id, "deleted").await
+    unsettle_referral(app, tx, actor, patient_key, visit_id, "deleted").await
 }
 
 /// What an import needs to award points chunk by chunk: the rules and

@@ -129,26 +129,9 @@ fn join_error(e: tokio::task::JoinError) -> StoreError {
     StoreError::Database(sqlx::Error::Io(std::io::Error::other(e)))
 }
 
-/// `YYYY-MM-DD` (how dates are stored as text) without a format parser.
+/// A stored date, or `Corrupt`.
 fn date(v: ValueRef<'_>) -> std::result::Result<NaiveDate, StoreError> {
-    let bad = || StoreError::Corrupt(format!("date {v:?}"));
-    let ValueRef::Text(t) = v else {
-        return Err(bad());
-    };
-    if t.len() == 10 && t[4] == b'-' && t[7] == b'-' {
-        let num = |s: &[u8]| -> Option<u32> {
-            s.iter().try_fold(0u32, |acc, &c| {
-                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-            })
-        };
-        if let (Some(y), Some(m), Some(d)) = (num(&t[..4]), num(&t[5..7]), num(&t[8..])) {
-            return NaiveDate::from_ymd_opt(y as i32, m, d).ok_or_else(bad);
-        }
-    }
-    std::str::from_utf8(t)
-        .ok()
-        .and_then(|s| NaiveDate::parse_from_str(s, "%F").ok())
-        .ok_or_else(bad)
+    crate::row::iso_date(v).ok_or_else(|| StoreError::Corrupt(format!("date {v:?}")))
 }
 
 fn int(v: ValueRef<'_>) -> std::result::Result<i64, StoreError> {
