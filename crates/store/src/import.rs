@@ -155,6 +155,54 @@ pub async fn patient_keys_by_external(
     Ok(rows.into_iter().map(|k| (k.0, k.1)).collect())
 }
 
+/// A page of the hospital's patients' keys in id order, after row `after`:
+/// `(row id, hospital id, key)`, the key following a merge.
+pub async fn patient_keys_page(
+    tx: &mut Tx,
+    hospital_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String, i64)>> {
+    let rows: Vec<PatientKeyRow> = tx
+        .fetch(
+            "SELECT id, patient_id, COALESCE(merged_into, id) AS patient_key FROM patients \
+             WHERE hospital_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[hospital_id.into(), after.into(), limit.into()],
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.0, r.1.0, r.1.1)).collect())
+}
+
+struct PatientKeyRow(i64, PatientKey);
+
+impl FromAnyRow for PatientKeyRow {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(PatientKeyRow(r.col("id")?, PatientKey::from_any(r)?))
+    }
+}
+
+/// Keeps every other writer off the patients table until the transaction
+/// ends (PostgreSQL; on SQLite the bulk transaction already does), so
+/// that keys read once stay true for the whole load.
+pub async fn hold_patients(tx: &mut Tx) -> Result<()> {
+    if tx.engine() == Engine::Postgres {
+        tx.exec("LOCK TABLE patients IN SHARE ROW EXCLUSIVE MODE", &[])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether `table` has no row.
+pub async fn is_empty(tx: &mut Tx, table: &str) -> Result<bool> {
+    let empty: Flag = tx
+        .fetch_one(
+            &format!("SELECT NOT EXISTS (SELECT 1 FROM {table}) AS flag"),
+            &[],
+        )
+        .await?;
+    Ok(empty.0)
+}
+
 const PATIENT_COLUMNS: &[&str] = &[
     "id",
     "hospital_id",
@@ -491,13 +539,7 @@ pub async fn flag_duplicates(
 /// references too, so readers of those wait for the commit. Only a first
 /// load into an empty table does this.
 pub async fn defer_upkeep(tx: &mut Tx, table: &str) -> Result<Vec<String>> {
-    let empty: Flag = tx
-        .fetch_one(
-            &format!("SELECT NOT EXISTS (SELECT 1 FROM {table}) AS flag"),
-            &[],
-        )
-        .await?;
-    if !empty.0 {
+    if !is_empty(tx, table).await? {
         return Ok(Vec::new());
     }
     let sql = match tx.engine() {

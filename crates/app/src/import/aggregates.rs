@@ -23,6 +23,8 @@ use rapport_domain::aggregates::month_index;
 use rapport_store::Tx;
 use rapport_store::import as store;
 
+use super::first_load::Bloom;
+
 /// Patients the cache holds at most: 2^20 hash buckets of 48 bytes, about
 /// 50 MB, with the map's load factor of 7/8.
 pub(super) const CACHE_PATIENTS: usize = 917_504;
@@ -91,13 +93,29 @@ pub(super) struct AggCache {
     map: HashMap<i64, Packed>,
     /// Patients held at most.
     cap: usize,
+    /// On a first load (the aggregates table empty at the start and held
+    /// by the import), the patients whose rows the import may have
+    /// written: no other patient has a row to read.
+    written: Option<Bloom>,
 }
 
+/// Bits of the filter of written patients: 2^24, 2 MB, 16 bits for each
+/// of a million patients beyond the cache.
+const WRITTEN_BITS: u32 = 24;
+
 impl AggCache {
-    pub fn new(cap: usize) -> Self {
+    pub fn new(cap: usize, first_load: bool) -> Self {
         AggCache {
             map: HashMap::new(),
             cap: cap.max(1),
+            written: first_load.then(|| Bloom::new(WRITTEN_BITS)),
+        }
+    }
+
+    /// Notes that the database now holds `key`'s row.
+    fn wrote(&mut self, key: i64) {
+        if let Some(w) = self.written.as_mut() {
+            w.add(key);
         }
     }
 
@@ -112,6 +130,7 @@ impl AggCache {
             .iter()
             .copied()
             .filter(|k| !self.map.contains_key(k))
+            .filter(|k| self.written.as_ref().is_none_or(|w| w.maybe(k)))
             .collect();
         let stored = store::aggregates_of(tx, &missing).await?;
         let mut out = HashMap::with_capacity(keys.len());
@@ -163,12 +182,16 @@ impl AggCache {
         }
         fresh.sort_unstable_by_key(|r| r.0);
         changed.sort_unstable_by_key(|r| r.0);
+        for (key, _) in fresh.iter().chain(&changed) {
+            self.wrote(*key);
+        }
         store::write_aggregates(tx, hospital_id, &fresh, &changed).await
     }
 
     /// Forgets a patient whose aggregates were recomputed in the database.
     pub fn forget(&mut self, key: i64) {
         self.map.remove(&key);
+        self.wrote(key);
     }
 
     /// Writes every patient the cache changed, in key order and a chunk

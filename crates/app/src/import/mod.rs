@@ -22,6 +22,10 @@
 //!   patient whose visit's date falls between its first and last visit
 //!   needs its visit dates read, and only a changed or moved visit
 //!   needs a recomputation from the patient's visits.
+//! - **First loads.** A visits import into an empty visits table holds
+//!   the tables it loads; it reads every patient's key once instead of
+//!   per chunk, and looks up only the visit ids and aggregates it may
+//!   have written itself ([`first_load`]).
 //! - **Duplicates.** New and changed patients that probably are an
 //!   existing patient (same national id, or same name and phone) are
 //!   flagged for review (`duplicates`).
@@ -42,7 +46,11 @@ use crate::loyalty::earning::{ChunkVisit, ImportEarning};
 use crate::{App, AppError};
 
 mod aggregates;
+mod ahead;
+mod first_load;
 use aggregates::{AggCache, AggState};
+use ahead::ReadAhead;
+use first_load::{Bloom, PatientKeys};
 
 /// Rows per chunk: large enough that statements are few, small enough
 /// that a chunk's rows and lookups stay a few megabytes.
@@ -178,11 +186,19 @@ pub trait Rows {
     type Row;
     fn next_row(&mut self) -> Option<Result<Self::Row, Vec<RowError>>>;
     /// The cells of the row last read, as written (for rejects).
-    fn raw(&self) -> &[String];
-    fn header(&self) -> &[String];
-    fn warnings(&self) -> &[String];
+    fn raw(&self) -> &[String] {
+        &[]
+    }
+    fn header(&self) -> &[String] {
+        &[]
+    }
+    fn warnings(&self) -> &[String] {
+        &[]
+    }
     /// The patient columns present (a re-import changes only these).
-    fn columns(&self) -> Vec<&'static str>;
+    fn columns(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 impl<S: RecordSource> Rows for PatientRows<S> {
@@ -218,9 +234,6 @@ impl<S: RecordSource> Rows for VisitRows<S> {
     fn warnings(&self) -> &[String] {
         VisitRows::warnings(self)
     }
-    fn columns(&self) -> Vec<&'static str> {
-        Vec::new()
-    }
 }
 
 /// Rows already in memory (mapped from FHIR resources).
@@ -242,15 +255,6 @@ impl<T> Rows for Listed<T> {
     type Row = T;
     fn next_row(&mut self) -> Option<Result<T, Vec<RowError>>> {
         self.rows.next()
-    }
-    fn raw(&self) -> &[String] {
-        &[]
-    }
-    fn header(&self) -> &[String] {
-        &[]
-    }
-    fn warnings(&self) -> &[String] {
-        &[]
     }
     fn columns(&self) -> Vec<&'static str> {
         self.columns.clone()
@@ -400,10 +404,11 @@ pub async fn patients(
     app: &App,
     actor: &Actor,
     file: &str,
-    mut rows: impl Rows<Row = PatientRow>,
+    rows: impl Rows<Row = PatientRow> + Send + 'static,
     opts: &Options,
     sinks: Sinks<'_>,
 ) -> Result<Report, AppError> {
+    let mut rows = ReadAhead::spawn(rows);
     let mut run = Run::new(
         "patients",
         file,
@@ -588,10 +593,11 @@ pub async fn visits(
     app: &App,
     actor: &Actor,
     file: &str,
-    mut rows: impl Rows<Row = VisitRow>,
+    rows: impl Rows<Row = VisitRow> + Send + 'static,
     opts: &Options,
     sinks: Sinks<'_>,
 ) -> Result<Report, AppError> {
+    let mut rows = ReadAhead::spawn(rows);
     let mut run = Run::new("visits", file, rows.warnings(), opts, sinks, rows.header())?;
     let mut tx = app.db.begin_bulk().await?;
     visits_in(app, actor, &mut tx, &mut run, &mut rows).await?;
@@ -608,15 +614,22 @@ async fn visits_in(
     let now = app.now();
     let h = app.hospital_id;
     let max_before = bulk::max_id(tx, "patients").await?;
+    let first = store::is_empty(tx, "visits").await?;
+    let aggregates_empty = store::is_empty(tx, "patient_aggregates").await?;
     // Into empty tables (a first load) the visits' and the aggregates'
     // secondary indexes are built once at the end, unless a chunk needs
     // them earlier.
     let mut deferred = store::defer_upkeep(tx, "visits").await?;
     deferred.extend(store::defer_upkeep(tx, "patient_aggregates").await?);
+    let first = match first {
+        true => Some(FirstLoad::start(tx, h).await?),
+        false => None,
+    };
     let mut load = VisitLoad {
         refs: Refs::default(),
         deferred,
-        cache: AggCache::new(run.cache_patients),
+        cache: AggCache::new(run.cache_patients, first.is_some() && aggregates_empty),
+        first,
     };
     let mut carry: Option<VisitRow> = None;
     let mut earning = ImportEarning::new(app, actor);
@@ -708,6 +721,50 @@ struct VisitLoad {
     /// What [`store::defer_upkeep`] set aside, until it is put back.
     deferred: Vec<String>,
     cache: AggCache,
+    /// Set when the visits table was empty at the start.
+    first: Option<FirstLoad>,
+}
+
+/// What a first load knows of the tables it holds ([`first_load`]).
+struct FirstLoad {
+    /// Every patient's key, unless the hospital has too many patients.
+    patients: Option<PatientKeys>,
+    /// The visit ids written so far.
+    visits: Bloom,
+}
+
+impl FirstLoad {
+    /// Visit ids the filter is sized for at 13 bits each: 2^27 bits, 16 MB.
+    const VISIT_BITS: u32 = 27;
+    /// Patients' keys read per statement.
+    const PAGE: i64 = 50_000;
+
+    async fn start(tx: &mut Tx, h: i64) -> Result<FirstLoad, AppError> {
+        store::hold_patients(tx).await?;
+        let mut keys = Some(PatientKeys::default());
+        let mut after = 0;
+        while let Some(map) = keys.as_mut() {
+            let page = store::patient_keys_page(tx, h, after, Self::PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.0;
+            for (_, id, key) in &page {
+                if map.insert(id, *key).is_none() {
+                    keys = None;
+                    break;
+                }
+            }
+            if keys
+                .as_ref()
+                .is_some_and(|m| m.len() > first_load::MAX_PATIENTS)
+            {
+                keys = None;
+            }
+        }
+        Ok(FirstLoad {
+            patients: keys,
+            visits: Bloom::new(Self::VISIT_BITS),
+        })
+    }
 }
 
 async fn visit_chunk(
@@ -722,15 +779,22 @@ async fn visit_chunk(
         refs,
         deferred,
         cache,
+        first,
     } = load;
     // Patients: known ones (following merges), unknown ones created.
     let mut pids: Vec<String> = chunk.iter().map(|r| r.patient_id.clone()).collect();
     pids.sort_unstable();
     pids.dedup();
-    let mut keys: HashMap<String, i64> = store::patient_keys_by_external(tx, h, &pids)
-        .await?
-        .into_iter()
-        .collect();
+    let mut keys: HashMap<String, i64> = match first.as_ref().and_then(|f| f.patients.as_ref()) {
+        Some(map) => pids
+            .iter()
+            .filter_map(|p| Some((p.clone(), map.get(p)?)))
+            .collect(),
+        None => store::patient_keys_by_external(tx, h, &pids)
+            .await?
+            .into_iter()
+            .collect(),
+    };
     let missing: Vec<NewPatient> = pids
         .iter()
         .filter(|p| !keys.contains_key(*p))
@@ -745,16 +809,33 @@ async fn visit_chunk(
         report.patients_created += store::insert_patients(tx, h, &rows, now).await?;
         for (id, p) in rows {
             keys.insert(p.patient_id.clone(), id);
+            if let Some(f) = first.as_mut()
+                && let Some(map) = f.patients.as_mut()
+                && map.insert(&p.patient_id, id).is_none()
+            {
+                f.patients = None;
+            }
         }
     }
 
-    // Visits: new, changed or unchanged.
-    let vids: Vec<String> = chunk.iter().map(|r| r.visit.visit_id.clone()).collect();
+    // Visits: new, changed or unchanged. A first load looks up only the
+    // ids it may have written.
+    let vids: Vec<String> = chunk
+        .iter()
+        .map(|r| &r.visit.visit_id)
+        .filter(|id| first.as_ref().is_none_or(|f| f.visits.maybe(id.as_str())))
+        .cloned()
+        .collect();
     let known: HashMap<String, store::KnownVisit> = store::visits_by_external(tx, h, &vids)
         .await?
         .into_iter()
         .map(|v| (v.visit_id.clone(), v))
         .collect();
+    if let Some(f) = first.as_mut() {
+        for r in chunk {
+            f.visits.add(r.visit.visit_id.as_str());
+        }
+    }
     let mut new_rows: Vec<NewVisitRow<'_>> = Vec::new();
     let mut recompute: HashSet<i64> = HashSet::new();
     // New and changed visits, for the points they earn (`loyalty::earning`).

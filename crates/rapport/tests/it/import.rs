@@ -479,7 +479,9 @@ async fn aggregates_stay_exact_across_chunks_and_cache_flushes(engine: Engine) {
             map: Vec::new(),
             today: app.today(),
         };
-        let rows = rapport_interop::csv::read_visits(text.as_bytes(), &options).unwrap();
+        let rows =
+            rapport_interop::csv::read_visits(std::io::Cursor::new(text.into_bytes()), &options)
+                .unwrap();
         let progress = Progress::default();
         let mut on_error = |_: &rapport_interop::csv::RowError| {};
         let sinks = Sinks {
