@@ -211,25 +211,21 @@ impl ScoreTable {
         )
     }
 
-    /// The rows a refresh stores.
-    pub fn to_new_scores(&self) -> Vec<NewScore> {
-        (0..self.len())
-            .map(|i| {
-                let s = self.rfm[i];
-                let p = self.prediction(i);
-                NewScore {
-                    patient_key: self.patients.keys[i],
-                    r_score: s.r_score,
-                    f_score: s.f_score,
-                    m_score: s.m_score,
-                    segment: s.segment.as_str(),
-                    p_alive: p.map(|p| p.p_alive).filter(|v| v.is_finite()),
-                    expected_visits_90d: p.map(|p| p.expected_visits).filter(|v| v.is_finite()),
-                    clv_12m: self.clv_minor(i),
-                    churn_risk: self.churn_risk(i),
-                }
-            })
-            .collect()
+    /// The row a refresh stores for patient `i`.
+    pub fn new_score(&self, i: usize) -> NewScore {
+        let s = self.rfm[i];
+        let p = self.prediction(i);
+        NewScore {
+            patient_key: self.patients.keys[i],
+            r_score: s.r_score,
+            f_score: s.f_score,
+            m_score: s.m_score,
+            segment: s.segment.as_str(),
+            p_alive: p.map(|p| p.p_alive).filter(|v| v.is_finite()),
+            expected_visits_90d: p.map(|p| p.expected_visits).filter(|v| v.is_finite()),
+            clv_12m: self.clv_minor(i),
+            churn_risk: self.churn_risk(i),
+        }
     }
 }
 
@@ -371,14 +367,13 @@ async fn refresh_inner(app: &App, job_id: i64, started: Instant) -> Result<Refre
     let table = patients(app, as_of, false).await?;
     let load = t0.elapsed();
     let t1 = Instant::now();
-    // Only the rows and the fit's figures outlive the scoring: the
-    // per-patient tables go before the rows are written.
-    let (fit, fit_problem, predicted, rows) = blocking(move || {
-        let s = score(table, as_of);
-        let rows = s.to_new_scores();
-        (s.fit, s.fit_problem, s.predictions.len() as u64, rows)
-    })
-    .await;
+    // The rows are made a batch at a time as they are written, not all
+    // at once beside the tables they come from (which would double the
+    // refresh's memory).
+    let scored = blocking(move || score(table, as_of)).await;
+    let predicted = scored.predictions.len() as u64;
+    let churn_risk = (0..scored.len()).filter(|i| scored.churn_risk(*i)).count() as u64;
+    // What the scoring freed (its summaries) goes back to the system.
     rapport_store::memory::give_back();
     let compute = t1.elapsed();
     let t2 = Instant::now();
@@ -386,15 +381,20 @@ async fn refresh_inner(app: &App, job_id: i64, started: Instant) -> Result<Refre
     let refreshed_at = app.now().trunc_subsecs(6);
     let mut tx = app.db.begin().await?;
     scores::lock_for_refresh(&mut tx).await?;
-    let written = scores::replace_all(&mut tx, app.hospital_id, &rows, refreshed_at).await?;
+    let rows = (0..scored.len()).map(|i| scored.new_score(i));
+    let written = scores::replace_all(&mut tx, app.hospital_id, rows, refreshed_at).await?;
     tx.commit().await?;
     let store = t2.elapsed();
+    let ScoreTable {
+        fit, fit_problem, ..
+    } = scored;
+    rapport_store::memory::give_back();
     let report = RefreshReport {
         job_id,
         as_of,
         patients: written,
         predicted,
-        churn_risk: rows.iter().filter(|r| r.churn_risk).count() as u64,
+        churn_risk,
         fit,
         fit_problem,
         refreshed_at,

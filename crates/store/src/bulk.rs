@@ -186,7 +186,8 @@ pub async fn insert_rows_then(
 /// Writes `rows` into `table` the fastest way each engine has: one
 /// prepared single-row insert run per row, inline, on SQLite (multi-row
 /// statements in a sqlx transaction); on PostgreSQL one `INSERT … SELECT
-/// FROM UNNEST(…)` with a typed array per column.
+/// unnest(…), …` with a typed array per column (one value for a column
+/// whose rows all have the same).
 ///
 /// Not `COPY` on PostgreSQL: sqlx sends `COPY`'s data and its end as
 /// separate small writes on a socket without `TCP_NODELAY`, so the end
@@ -206,14 +207,13 @@ pub async fn write_rows(
         Tx::Sqlite(_) | Tx::Inline(_) => insert_rows(tx, table, columns, rows).await,
         Tx::Postgres(t) => {
             let mut select = Vec::with_capacity(columns.len());
-            let mut names = Vec::new();
             let mut arrays = Vec::new();
             for (i, name) in columns.iter().enumerate() {
                 match ColumnArray::of(rows, i) {
                     Ok(Some(array)) => {
-                        select.push(format!("u.c{i}"));
-                        names.push(format!("c{i}"));
-                        arrays.push(array);
+                        let constant = array.constant();
+                        arrays.push((array, constant));
+                        select.push(String::new());
                     }
                     // Every value NULL: a literal takes the column's type.
                     Ok(None) => select.push("NULL".to_owned()),
@@ -222,17 +222,35 @@ pub async fn write_rows(
                     }
                 }
             }
-            let params: Vec<String> = arrays
-                .iter()
-                .enumerate()
-                .map(|(n, a)| format!("${}::{}", n + 1, a.sql_type()))
-                .collect();
+            // At least one array is unnested, or the select gives one row.
+            if let Some(first) = arrays.first_mut()
+                && first.1
+                && arrays.iter().all(|a| a.1)
+            {
+                arrays[0].1 = false;
+            }
+            let mut params = arrays.iter().enumerate();
+            for s in select.iter_mut().filter(|s| s.is_empty()) {
+                let Some((n, (array, constant))) = params.next() else {
+                    break;
+                };
+                let ty = array.sql_type();
+                *s = match constant {
+                    true => format!("(${}::{ty})[1]", n + 1),
+                    false => format!("unnest(${}::{ty})", n + 1),
+                };
+            }
+            let arrays = arrays
+                .into_iter()
+                .map(|(a, constant)| if constant { a.first() } else { a });
+            // Set-returning functions in the select list run in lockstep
+            // and stream their rows; `FROM UNNEST(…)` would first copy
+            // every row into a tuple store. A column with one value for
+            // every row goes as one value, not an array.
             let sql = format!(
-                "INSERT INTO {table} ({}) SELECT {} FROM UNNEST({}) AS u({})",
+                "INSERT INTO {table} ({}) SELECT {}",
                 columns.join(", "),
                 select.join(", "),
-                params.join(", "),
-                names.join(", ")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for a in arrays {
@@ -283,6 +301,36 @@ impl ColumnArray {
             Some(Value::Bool(_)) => collect!(Bool),
             Some(Value::Date(_)) => collect!(Date),
             Some(Value::Time(_)) => collect!(Time),
+        }
+    }
+
+    /// Whether every row has the same value (more than one row).
+    fn constant(&self) -> bool {
+        fn same<T: PartialEq>(v: &[T]) -> bool {
+            v.len() > 1 && v.iter().all(|x| *x == v[0])
+        }
+        match self {
+            ColumnArray::Int(v) => same(v),
+            ColumnArray::Float(v) => same(v),
+            ColumnArray::Text(v) => same(v),
+            ColumnArray::Bool(v) => same(v),
+            ColumnArray::Date(v) => same(v),
+            ColumnArray::Time(v) => same(v),
+        }
+    }
+
+    /// The array of the first value alone.
+    fn first(self) -> Self {
+        fn one<T>(v: Vec<T>) -> Vec<T> {
+            v.into_iter().take(1).collect()
+        }
+        match self {
+            ColumnArray::Int(v) => ColumnArray::Int(one(v)),
+            ColumnArray::Float(v) => ColumnArray::Float(one(v)),
+            ColumnArray::Text(v) => ColumnArray::Text(one(v)),
+            ColumnArray::Bool(v) => ColumnArray::Bool(one(v)),
+            ColumnArray::Date(v) => ColumnArray::Date(one(v)),
+            ColumnArray::Time(v) => ColumnArray::Time(one(v)),
         }
     }
 

@@ -97,6 +97,9 @@ pub(super) struct AggCache {
     /// by the import), the patients whose rows the import may have
     /// written: no other patient has a row to read.
     written: Option<Bloom>,
+    /// Set once the cache was written out: the few rows applied after
+    /// grow the map as they come instead of reserving it whole again.
+    flushed: bool,
 }
 
 /// Bits of the filter of written patients: 2^24, 2 MB, 16 bits for each
@@ -109,6 +112,7 @@ impl AggCache {
             map: HashMap::new(),
             cap: cap.max(1),
             written: first_load.then(|| Bloom::new(WRITTEN_BITS)),
+            flushed: false,
         }
     }
 
@@ -126,26 +130,42 @@ impl AggCache {
         tx: &mut Tx,
         keys: &[i64],
     ) -> rapport_store::Result<HashMap<i64, Before>> {
-        let missing: Vec<i64> = keys
-            .iter()
-            .copied()
-            .filter(|k| !self.map.contains_key(k))
-            .filter(|k| self.written.as_ref().is_none_or(|w| w.maybe(k)))
-            .collect();
-        let stored = store::aggregates_of(tx, &missing).await?;
+        // One look into the cache per patient: it is far larger than the
+        // processor's caches, so each look is a read from memory.
         let mut out = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
         for k in keys {
-            let before = match self.map.get(k) {
-                Some(p) => Before {
-                    aggregates: Some(p.unpack()),
-                    stored: p.stored,
+            match self.map.get(k) {
+                Some(p) => {
+                    out.insert(
+                        *k,
+                        Before {
+                            aggregates: Some(p.unpack()),
+                            stored: p.stored,
+                        },
+                    );
+                }
+                None if self.written.as_ref().is_none_or(|w| w.maybe(k)) => missing.push(*k),
+                None => {
+                    out.insert(
+                        *k,
+                        Before {
+                            aggregates: None,
+                            stored: false,
+                        },
+                    );
+                }
+            }
+        }
+        let stored = store::aggregates_of(tx, &missing).await?;
+        for k in missing {
+            out.insert(
+                k,
+                Before {
+                    aggregates: stored.get(&k).copied(),
+                    stored: stored.contains_key(&k),
                 },
-                None => Before {
-                    aggregates: stored.get(k).copied(),
-                    stored: stored.contains_key(k),
-                },
-            };
-            out.insert(*k, before);
+            );
         }
         Ok(out)
     }
@@ -160,23 +180,34 @@ impl AggCache {
         hospital_id: i64,
         after: impl IntoIterator<Item = (i64, Before, PatientAggregates)>,
     ) -> rapport_store::Result<()> {
-        if self.map.capacity() == 0 {
+        if self.map.capacity() == 0 && !self.flushed {
             self.map.reserve(self.cap);
         }
         let (mut fresh, mut changed) = (Vec::new(), Vec::new());
         for (key, before, a) in after {
-            let room = self.map.len() < self.cap || self.map.contains_key(&key);
-            match Packed::pack(&a, before.stored, true).filter(|_| room) {
-                Some(p) => {
-                    self.map.insert(key, p);
+            use std::collections::hash_map::Entry;
+            let packed = Packed::pack(&a, before.stored, true);
+            let full = self.map.len() >= self.cap;
+            let kept = match (self.map.entry(key), packed) {
+                (Entry::Occupied(mut e), Some(p)) => {
+                    e.insert(p);
+                    true
                 }
-                None => {
-                    self.map.remove(&key);
-                    if before.stored {
-                        changed.push((key, a));
-                    } else {
-                        fresh.push((key, a));
-                    }
+                (Entry::Occupied(e), None) => {
+                    e.remove();
+                    false
+                }
+                (Entry::Vacant(e), Some(p)) if !full => {
+                    e.insert(p);
+                    true
+                }
+                (Entry::Vacant(_), _) => false,
+            };
+            if !kept {
+                if before.stored {
+                    changed.push((key, a));
+                } else {
+                    fresh.push((key, a));
                 }
             }
         }
@@ -219,6 +250,9 @@ impl AggCache {
             store::write_aggregates(tx, hospital_id, &fresh, &changed).await?;
         }
         self.map = HashMap::new();
+        // Every patient may have a row now.
+        self.written = None;
+        self.flushed = true;
         rapport_store::memory::give_back();
         Ok(())
     }

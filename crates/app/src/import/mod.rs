@@ -616,10 +616,12 @@ async fn visits_in(
     let max_before = bulk::max_id(tx, "patients").await?;
     let first = store::is_empty(tx, "visits").await?;
     let aggregates_empty = store::is_empty(tx, "patient_aggregates").await?;
-    // Into empty tables (a first load) the visits' and the aggregates'
-    // secondary indexes are built once at the end, unless a chunk needs
-    // them earlier.
-    let mut deferred = store::defer_upkeep(tx, "visits").await?;
+    // Into empty tables (a first load) the visits' uniqueness (on
+    // PostgreSQL), the visits' and the aggregates' secondary indexes are
+    // built once at the end, unless a chunk needs them earlier.
+    let mut deferred = store::defer_unique(tx, "visits").await?;
+    let blind = !deferred.is_empty();
+    deferred.extend(store::defer_upkeep(tx, "visits").await?);
     deferred.extend(store::defer_upkeep(tx, "patient_aggregates").await?);
     let first = match first {
         true => Some(FirstLoad::start(tx, h).await?),
@@ -630,22 +632,37 @@ async fn visits_in(
         deferred,
         cache: AggCache::new(run.cache_patients, first.is_some() && aggregates_empty),
         first,
+        blind,
+        suspects: Vec::new(),
     };
     let mut carry: Option<VisitRow> = None;
     let mut earning = ImportEarning::new(app, actor);
     loop {
         let (chunk, eof) = next_chunk(rows, run, &mut carry, |r| &r.visit.visit_id)?;
         if !run.failed && !chunk.is_empty() {
+            let chunk = load.set_suspects_aside(chunk);
             let written = visit_chunk(tx, h, &chunk, now, &mut load, &mut run.report).await?;
             earning.chunk(tx, &written).await?;
+            if load.suspects.len() >= SUSPECTS_HELD {
+                store::restore_upkeep(tx, &std::mem::take(&mut load.deferred)).await?;
+            }
+            if load.deferred.is_empty() {
+                suspects_in(tx, h, now, &mut load, run, &mut earning).await?;
+            }
         }
         if eof && carry.is_none() {
             break;
         }
     }
     if !run.failed {
+        // The aggregates go in before their indexes are built, then the
+        // rows held back are applied with every index in place.
         load.cache.flush(tx, h).await?;
         store::restore_upkeep(tx, &std::mem::take(&mut load.deferred)).await?;
+        if !load.suspects.is_empty() {
+            suspects_in(tx, h, now, &mut load, run, &mut earning).await?;
+            load.cache.flush(tx, h).await?;
+        }
     }
     if !run.failed && run.report.patients_created > 0 {
         run.report.duplicates_flagged +=
@@ -714,6 +731,36 @@ pub async fn fhir(
     finish(app, tx, run, actor).await
 }
 
+/// Rows a first load holds back at most while the visits' uniqueness is
+/// set aside ([`VisitLoad::suspects`]); beyond, it is put back early.
+const SUSPECTS_HELD: usize = 65_536;
+
+/// Applies the rows held back, now that visit ids can be looked up, in
+/// the file's order: chunks of distinct ids, as the file's are read.
+async fn suspects_in(
+    tx: &mut Tx,
+    h: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    load: &mut VisitLoad,
+    run: &mut Run<'_>,
+    earning: &mut ImportEarning<'_>,
+) -> Result<(), AppError> {
+    let mut rows = std::mem::take(&mut load.suspects).into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut seen = HashSet::new();
+        let mut chunk = Vec::new();
+        while let Some(r) = rows
+            .next_if(|r| chunk.len() < run.chunk_rows && !seen.contains(r.visit.visit_id.as_str()))
+        {
+            seen.insert(r.visit.visit_id.clone());
+            chunk.push(r);
+        }
+        let written = visit_chunk(tx, h, &chunk, now, load, &mut run.report).await?;
+        earning.chunk(tx, &written).await?;
+    }
+    Ok(())
+}
+
 /// What a visits import carries from one chunk to the next.
 struct VisitLoad {
     /// Departments and doctors resolved so far.
@@ -723,6 +770,33 @@ struct VisitLoad {
     cache: AggCache,
     /// Set when the visits table was empty at the start.
     first: Option<FirstLoad>,
+    /// Whether the visits' uniqueness was set aside (a first load on
+    /// PostgreSQL): until it is back, no visit is looked up by its id.
+    blind: bool,
+    /// Rows whose ids this load may have written already, held back
+    /// while visit ids cannot be looked up: later rows of an id seen
+    /// before (they update it), and the few new ids the filter cannot
+    /// tell from those.
+    suspects: Vec<VisitRow>,
+}
+
+impl VisitLoad {
+    /// While visit ids cannot be looked up, holds back the rows whose ids
+    /// may have been written, and returns the others: new visits.
+    fn set_suspects_aside(&mut self, chunk: Vec<VisitRow>) -> Vec<VisitRow> {
+        let Some(f) = self
+            .first
+            .as_ref()
+            .filter(|_| self.blind && !self.deferred.is_empty())
+        else {
+            return chunk;
+        };
+        let (suspects, clear): (Vec<VisitRow>, Vec<VisitRow>) = chunk
+            .into_iter()
+            .partition(|r| f.visits.maybe(r.visit.visit_id.as_str()));
+        self.suspects.extend(suspects);
+        clear
+    }
 }
 
 /// What a first load knows of the tables it holds ([`first_load`]).
@@ -780,6 +854,7 @@ async fn visit_chunk(
         deferred,
         cache,
         first,
+        ..
     } = load;
     // Patients: known ones (following merges), unknown ones created.
     let mut pids: Vec<String> = chunk.iter().map(|r| r.patient_id.clone()).collect();
@@ -819,11 +894,16 @@ async fn visit_chunk(
     }
 
     // Visits: new, changed or unchanged. A first load looks up only the
-    // ids it may have written.
+    // ids it may have written (the chunk's ids are distinct, so noting
+    // them as they are tested hides none from another).
     let vids: Vec<String> = chunk
         .iter()
         .map(|r| &r.visit.visit_id)
-        .filter(|id| first.as_ref().is_none_or(|f| f.visits.maybe(id.as_str())))
+        .filter(|id| {
+            first
+                .as_mut()
+                .is_none_or(|f| f.visits.test_and_add(id.as_str()))
+        })
         .cloned()
         .collect();
     let known: HashMap<String, store::KnownVisit> = store::visits_by_external(tx, h, &vids)
@@ -831,11 +911,6 @@ async fn visit_chunk(
         .into_iter()
         .map(|v| (v.visit_id.clone(), v))
         .collect();
-    if let Some(f) = first.as_mut() {
-        for r in chunk {
-            f.visits.add(r.visit.visit_id.as_str());
-        }
-    }
     let mut new_rows: Vec<NewVisitRow<'_>> = Vec::new();
     let mut recompute: HashSet<i64> = HashSet::new();
     // New and changed visits, for the points they earn (`loyalty::earning`).

@@ -452,6 +452,7 @@ async fn aggregates_stay_exact_across_chunks_and_cache_flushes(engine: Engine) {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         (z ^ (z >> 31)) % n
     };
+    let mut expected = std::collections::BTreeMap::new();
     for (file, ordered) in [("first", true), ("second", false)] {
         let mut text = String::from("visit_id,patient_id,visit_date,amount\n");
         let mut day = 0u64;
@@ -464,14 +465,18 @@ async fn aggregates_stay_exact_across_chunks_and_cache_flushes(engine: Engine) {
             } else {
                 below(700)
             };
-            text.push_str(&format!(
-                "V{},P{},{},{}.{:02}\n",
-                below(400),
-                below(40),
-                base + chrono::Days::new(d),
-                below(5000),
-                below(100)
-            ));
+            let (v, p, date) = (below(400), below(40), base + chrono::Days::new(d));
+            let (units, cents) = (below(5000), below(100));
+            text.push_str(&format!("V{v},P{p},{date},{units}.{cents:02}\n"));
+            // The last row of an id is what the database holds.
+            expected.insert(
+                format!("V{v}"),
+                [
+                    format!("P{p}"),
+                    date.to_string(),
+                    (units * 100 + cents).to_string(),
+                ],
+            );
         }
         let options = rapport_interop::csv::CsvOptions {
             file: file.into(),
@@ -479,7 +484,7 @@ async fn aggregates_stay_exact_across_chunks_and_cache_flushes(engine: Engine) {
             map: Vec::new(),
             today: app.today(),
         };
-        let rows =
+        let input =
             rapport_interop::csv::read_visits(std::io::Cursor::new(text.into_bytes()), &options)
                 .unwrap();
         let progress = Progress::default();
@@ -490,7 +495,7 @@ async fn aggregates_stay_exact_across_chunks_and_cache_flushes(engine: Engine) {
             on_error: &mut on_error,
         };
         let actor = rapport_app::audit::Actor::cli();
-        let report = import::visits(&app, &actor, file, rows, &opts, sinks)
+        let report = import::visits(&app, &actor, file, input, &opts, sinks)
             .await
             .unwrap();
         assert!(report.committed, "{file}: {report:?}");
@@ -500,6 +505,17 @@ async fn aggregates_stay_exact_across_chunks_and_cache_flushes(engine: Engine) {
         }
         assert_aggregates_exact(&app.db).await;
         assert_eq!(upkeep(&app.db, engine).await, schema, "{file}");
+        let stored = rows(
+            &app.db,
+            "SELECT v.visit_id, p.patient_id, CAST(v.visit_date AS TEXT), v.amount FROM visits v \
+             JOIN patients p ON p.id = v.patient_key ORDER BY v.visit_id",
+        )
+        .await;
+        let want: Vec<Vec<String>> = expected
+            .iter()
+            .map(|(v, [p, d, a])| vec![v.clone(), p.clone(), d.clone(), a.clone()])
+            .collect();
+        assert_eq!(stored, want, "{file}: every row's last version");
     }
     assert!(run(&tdb, &["check"]).status.success());
 }
@@ -621,7 +637,91 @@ async fn duplicates_are_flagged_on_import(engine: Engine) {
     assert_eq!(r["duplicates_flagged"], 0);
 }
 
+/// Bulk writes keep every row, whichever columns are the same in every
+/// row (sent once on PostgreSQL), all NULL, or all the same.
+async fn bulk_writes_keep_every_row(engine: Engine) {
+    use rapport_store::bulk::{self, Value};
+    let Some(tdb) = TestDb::new(engine).await else {
+        return;
+    };
+    let db = tdb.open().await;
+    let at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+        .unwrap()
+        .to_utc();
+    let mut tx = db.begin_bulk().await.unwrap();
+    let row = |name: &str, email: Option<&str>| {
+        vec![
+            Value::from(1i64),
+            Value::from(name),
+            Value::from(name),
+            Value::from(email),
+            Value::from("[]"),
+            Value::from(at),
+            Value::from(at),
+        ]
+    };
+    let columns = [
+        "hospital_id",
+        "patient_id",
+        "name",
+        "email",
+        "tags",
+        "created_at",
+        "updated_at",
+    ];
+    let written = bulk::write_rows(
+        &mut tx,
+        "patients",
+        &columns,
+        &[
+            row("W1", None),
+            row("W2", None),
+            row("W3", Some("w3@example.org")),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(written, 3);
+    // Every column the same in both rows: still two rows.
+    let run = vec![
+        Value::from(1i64),
+        Value::from("bulk-probe"),
+        Value::from(at),
+        Value::from("ok"),
+    ];
+    let written = bulk::write_rows(
+        &mut tx,
+        "job_runs",
+        &["hospital_id", "job", "started_at", "status"],
+        &[run.clone(), run],
+    )
+    .await
+    .unwrap();
+    assert_eq!(written, 2);
+    tx.commit().await.unwrap();
+    let got = rows(
+        &db,
+        "SELECT COUNT(*) FROM job_runs WHERE job = 'bulk-probe'",
+    )
+    .await;
+    assert_eq!(got, [["2"]]);
+    let got = rows(
+        &db,
+        "SELECT patient_id, name, COALESCE(email, '-') FROM patients WHERE patient_id LIKE 'W%' ORDER BY patient_id",
+    )
+    .await;
+    assert_eq!(
+        got,
+        [
+            ["W1", "W1", "-"],
+            ["W2", "W2", "-"],
+            ["W3", "W3", "w3@example.org"]
+        ]
+    );
+}
+
 both_engines!(
+    bulk_writes_keep_every_row,
     upsert_all_or_nothing_and_rejects,
     encodings_maps_and_workbooks,
     aggregates_stay_exact_over_random_import_batches,

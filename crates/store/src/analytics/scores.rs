@@ -72,11 +72,12 @@ pub async fn lock_for_refresh(tx: &mut Tx) -> Result<()> {
 }
 
 /// Replaces every stored score of the hospital with `scores`; returns the
-/// number of rows written.
+/// number of rows written. The rows are taken a batch at a time, so the
+/// caller may produce them as they go rather than hold them all.
 pub async fn replace_all(
     tx: &mut Tx,
     hospital_id: i64,
-    scores: &[NewScore],
+    scores: impl IntoIterator<Item = NewScore>,
     refreshed_at: DateTime<Utc>,
 ) -> Result<u64> {
     on_tx!(tx, c => sqlx::query("DELETE FROM patient_scores WHERE hospital_id = $1")
@@ -85,10 +86,11 @@ pub async fn replace_all(
         .await
         .map(|_| ()))?;
     let mut written = 0;
-    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH.min(scores.len()));
-    for chunk in scores.chunks(BATCH) {
+    let mut scores = scores.into_iter().peekable();
+    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
+    while scores.peek().is_some() {
         rows.clear();
-        rows.extend(chunk.iter().map(|s| {
+        rows.extend(scores.by_ref().take(BATCH).map(|s| {
             vec![
                 Value::from(s.patient_key),
                 Value::from(hospital_id),
