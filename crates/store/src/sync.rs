@@ -160,11 +160,14 @@ fn open_rw(path: &Path) -> Result<Connection> {
 /// spread over the whole ledger as it grows.
 const CACHE_KIB: i64 = 16_384;
 /// Its page cache during a bulk load, in KiB. A load touches pages all
-/// over the patients table (lookups by the hospital's id); a page evicted
+/// over the patients table (lookups by the hospital's id, except in a
+/// first visits load, which reads the keys once); a page evicted
 /// mid-transaction goes to the log and is read back from it. The import
 /// keeps the patients' aggregates itself (about 50 MB, see
-/// `app::import::aggregates`); the two stay within its memory bound.
-const BULK_CACHE_KIB: i64 = 131_072;
+/// `app::import::aggregates`) and, in a first load, the patients' keys
+/// and its filters (about 60 MB): together they stay within its memory
+/// bound.
+const BULK_CACHE_KIB: i64 = 65_536;
 
 /// Most transactions committed together in one group.
 const MAX_GROUP: usize = 64;

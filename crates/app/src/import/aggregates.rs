@@ -185,23 +185,24 @@ impl AggCache {
         }
         let (mut fresh, mut changed) = (Vec::new(), Vec::new());
         for (key, before, a) in after {
-            use std::collections::hash_map::Entry;
+            // Not `entry`: it makes room for one more key before looking,
+            // which at the cap would double the table.
             let packed = Packed::pack(&a, before.stored, true);
-            let full = self.map.len() >= self.cap;
-            let kept = match (self.map.entry(key), packed) {
-                (Entry::Occupied(mut e), Some(p)) => {
-                    e.insert(p);
+            let room = self.map.len() < self.cap;
+            let kept = match (self.map.get_mut(&key), packed) {
+                (Some(slot), Some(p)) => {
+                    *slot = p;
                     true
                 }
-                (Entry::Occupied(e), None) => {
-                    e.remove();
+                (Some(_), None) => {
+                    self.map.remove(&key);
                     false
                 }
-                (Entry::Vacant(e), Some(p)) if !full => {
-                    e.insert(p);
+                (None, Some(p)) if room => {
+                    self.map.insert(key, p);
                     true
                 }
-                (Entry::Vacant(_), _) => false,
+                (None, _) => false,
             };
             if !kept {
                 if before.stored {

@@ -654,6 +654,9 @@ async fn visits_in(
             break;
         }
     }
+    // What only the streaming needed goes before the aggregates are
+    // written and the indexes built.
+    load.first = None;
     if !run.failed {
         // The aggregates go in before their indexes are built, then the
         // rows held back are applied with every index in place.
@@ -854,6 +857,7 @@ async fn visit_chunk(
         deferred,
         cache,
         first,
+        blind,
         ..
     } = load;
     // Patients: known ones (following merges), unknown ones created.
@@ -895,14 +899,17 @@ async fn visit_chunk(
 
     // Visits: new, changed or unchanged. A first load looks up only the
     // ids it may have written (the chunk's ids are distinct, so noting
-    // them as they are tested hides none from another).
+    // them as they are tested hides none from another); while the
+    // visits' uniqueness is set aside, nothing is looked up (a lookup
+    // would read the whole table) and the rows that reach here are new.
+    let blind = *blind && !deferred.is_empty();
     let vids: Vec<String> = chunk
         .iter()
         .map(|r| &r.visit.visit_id)
         .filter(|id| {
             first
                 .as_mut()
-                .is_none_or(|f| f.visits.test_and_add(id.as_str()))
+                .is_none_or(|f| f.visits.test_and_add(id.as_str()) && !blind)
         })
         .cloned()
         .collect();

@@ -56,7 +56,7 @@ const COLUMNS: [&str; 11] = [
 
 /// Rows handed to `bulk::insert_rows` at a time (bounds the memory of the
 /// bound values; the statements inside are smaller).
-const BATCH: usize = 50_000;
+const BATCH: usize = 8_192;
 
 /// Serialises refreshes of the scores: on PostgreSQL a transaction-scoped
 /// advisory lock (two concurrent refreshes would otherwise both insert the
