@@ -470,6 +470,11 @@ async fn patients_in(
     let now = app.now();
     let h = app.hospital_id;
     let max_before = bulk::max_id(tx, "patients").await?;
+    // A first load holds the patients table (`defer_upkeep`): only the
+    // ids it may have written itself can be there.
+    let mut written = store::is_empty(tx, "patients")
+        .await?
+        .then(|| Bloom::new(FIRST_PATIENTS_BITS));
     let deferred = store::defer_upkeep(tx, "patients").await?;
     let mut changed_keys: Vec<i64> = Vec::new();
     let mut carry: Option<PatientRow> = None;
@@ -484,6 +489,7 @@ async fn patients_in(
                 now,
                 &mut run.report,
                 &mut changed_keys,
+                written.as_mut(),
             )
             .await?;
         }
@@ -499,6 +505,30 @@ async fn patients_in(
     Ok(())
 }
 
+/// The ids of a chunk to look up in the database: all of them, or on a
+/// first load (`written`, the filter of the ids it wrote) those it may
+/// have written, unless `look` is false. Every id is noted as written;
+/// the chunk's ids are distinct, so noting them as they are tested hides
+/// none from another.
+fn to_look_up<'a>(
+    ids: impl Iterator<Item = &'a String>,
+    written: Option<&mut Bloom>,
+    look: bool,
+) -> Vec<String> {
+    match written {
+        None => ids.cloned().collect(),
+        Some(w) => ids
+            .filter(|id| w.test_and_add(id.as_str()) && look)
+            .cloned()
+            .collect(),
+    }
+}
+
+/// Bits of a first patients load's filter of the ids it wrote: 2^25,
+/// 4 MB, 16 bits for each of two million patients.
+const FIRST_PATIENTS_BITS: u32 = 25;
+
+#[allow(clippy::too_many_arguments)]
 async fn patient_chunk(
     tx: &mut Tx,
     h: i64,
@@ -507,8 +537,9 @@ async fn patient_chunk(
     now: chrono::DateTime<chrono::Utc>,
     report: &mut Report,
     changed_keys: &mut Vec<i64>,
+    written: Option<&mut Bloom>,
 ) -> Result<(), AppError> {
-    let ids: Vec<String> = chunk.iter().map(|r| r.patient.patient_id.clone()).collect();
+    let ids = to_look_up(chunk.iter().map(|r| &r.patient.patient_id), written, true);
     let known: HashMap<String, KnownPatient> = store::patients_by_external(tx, h, &ids)
         .await?
         .into_iter()
@@ -898,21 +929,15 @@ async fn visit_chunk(
     }
 
     // Visits: new, changed or unchanged. A first load looks up only the
-    // ids it may have written (the chunk's ids are distinct, so noting
-    // them as they are tested hides none from another); while the
-    // visits' uniqueness is set aside, nothing is looked up (a lookup
-    // would read the whole table) and the rows that reach here are new.
+    // ids it may have written; while the visits' uniqueness is set
+    // aside, nothing is looked up (a lookup would read the whole table)
+    // and the rows that reach here are new.
     let blind = *blind && !deferred.is_empty();
-    let vids: Vec<String> = chunk
-        .iter()
-        .map(|r| &r.visit.visit_id)
-        .filter(|id| {
-            first
-                .as_mut()
-                .is_none_or(|f| f.visits.test_and_add(id.as_str()) && !blind)
-        })
-        .cloned()
-        .collect();
+    let vids = to_look_up(
+        chunk.iter().map(|r| &r.visit.visit_id),
+        first.as_mut().map(|f| &mut f.visits),
+        !blind,
+    );
     let known: HashMap<String, store::KnownVisit> = store::visits_by_external(tx, h, &vids)
         .await?
         .into_iter()

@@ -637,6 +637,60 @@ async fn duplicates_are_flagged_on_import(engine: Engine) {
     assert_eq!(r["duplicates_flagged"], 0);
 }
 
+/// A first patients load in chunks of two, ids coming back in later
+/// chunks: each later row updates the patient, the last one wins.
+async fn a_first_patients_load_updates_ids_it_wrote(engine: Engine) {
+    use rapport_app::import::{self, Options, Progress, Sinks};
+    let Some(tdb) = TestDb::new(engine).await else {
+        return;
+    };
+    let app = rapport_app::App::new(tdb.open().await);
+    let text = "patient_id,name,phone\nA,Li,13800000001\nB,Wang,13800000002\n\
+                A,Li Na,13800000003\nC,Zhao,13800000004\nB,Wang Wei,13800000005\n\
+                A,Li Na Na,13800000006\n";
+    let options = rapport_interop::csv::CsvOptions {
+        file: "p.csv".into(),
+        encoding: rapport_interop::csv::Encoding::Auto,
+        map: Vec::new(),
+        today: app.today(),
+    };
+    let input = rapport_interop::csv::read_patients(
+        std::io::Cursor::new(text.as_bytes().to_vec()),
+        &options,
+    )
+    .unwrap();
+    let progress = Progress::default();
+    let mut on_error = |_: &rapport_interop::csv::RowError| {};
+    let sinks = Sinks {
+        progress: &progress,
+        rejects: None,
+        on_error: &mut on_error,
+    };
+    let opts = Options {
+        chunk_rows: 2,
+        ..Options::default()
+    };
+    let actor = rapport_app::audit::Actor::cli();
+    let report = import::patients(&app, &actor, "p.csv", input, &opts, sinks)
+        .await
+        .unwrap();
+    assert!(report.committed, "{report:?}");
+    assert_eq!((report.inserted, report.updated), (3, 3), "{report:?}");
+    let stored = rows(
+        &app.db,
+        "SELECT patient_id, name, phone FROM patients ORDER BY patient_id",
+    )
+    .await;
+    assert_eq!(
+        stored,
+        [
+            ["A", "Li Na Na", "13800000006"],
+            ["B", "Wang Wei", "13800000005"],
+            ["C", "Zhao", "13800000004"],
+        ]
+    );
+}
+
 /// Bulk writes keep every row, whichever columns are the same in every
 /// row (sent once on PostgreSQL), all NULL, or all the same.
 async fn bulk_writes_keep_every_row(engine: Engine) {
@@ -721,6 +775,7 @@ async fn bulk_writes_keep_every_row(engine: Engine) {
 }
 
 both_engines!(
+    a_first_patients_load_updates_ids_it_wrote,
     bulk_writes_keep_every_row,
     upsert_all_or_nothing_and_rejects,
     encodings_maps_and_workbooks,
