@@ -651,7 +651,7 @@ async fn visits_in(
     // PostgreSQL), the visits' and the aggregates' secondary indexes are
     // built once at the end, unless a chunk needs them earlier.
     let mut deferred = store::defer_unique(tx, "visits").await?;
-    let blind = !deferred.is_empty();
+    let unique_aside = !deferred.is_empty();
     deferred.extend(store::defer_upkeep(tx, "visits").await?);
     deferred.extend(store::defer_upkeep(tx, "patient_aggregates").await?);
     let first = match first {
@@ -663,7 +663,7 @@ async fn visits_in(
         deferred,
         cache: AggCache::new(run.cache_patients, first.is_some() && aggregates_empty),
         first,
-        blind,
+        unique_aside,
         suspects: Vec::new(),
     };
     let mut carry: Option<VisitRow> = None;
@@ -805,8 +805,8 @@ struct VisitLoad {
     /// Set when the visits table was empty at the start.
     first: Option<FirstLoad>,
     /// Whether the visits' uniqueness was set aside (a first load on
-    /// PostgreSQL): until it is back, no visit is looked up by its id.
-    blind: bool,
+    /// PostgreSQL); see [`VisitLoad::blind`].
+    unique_aside: bool,
     /// Rows whose ids this load may have written already, held back
     /// while visit ids cannot be looked up: later rows of an id seen
     /// before (they update it), and the few new ids the filter cannot
@@ -815,14 +815,17 @@ struct VisitLoad {
 }
 
 impl VisitLoad {
+    /// Whether visit ids cannot be looked up now: the uniqueness was set
+    /// aside and is not back yet (a lookup would read the whole table).
+    fn blind(&self) -> bool {
+        self.unique_aside && !self.deferred.is_empty()
+    }
+
     /// While visit ids cannot be looked up, holds back the rows whose ids
     /// may have been written, and returns the others: new visits.
     fn set_suspects_aside(&mut self, chunk: Vec<VisitRow>) -> Vec<VisitRow> {
-        let Some(f) = self
-            .first
-            .as_ref()
-            .filter(|_| self.blind && !self.deferred.is_empty())
-        else {
+        let blind = self.blind();
+        let Some(f) = self.first.as_ref().filter(|_| blind) else {
             return chunk;
         };
         let (suspects, clear): (Vec<VisitRow>, Vec<VisitRow>) = chunk
@@ -883,12 +886,12 @@ async fn visit_chunk(
     load: &mut VisitLoad,
     report: &mut Report,
 ) -> Result<Vec<ChunkVisit>, AppError> {
+    let blind = load.blind();
     let VisitLoad {
         refs,
         deferred,
         cache,
         first,
-        blind,
         ..
     } = load;
     // Patients: known ones (following merges), unknown ones created.
@@ -929,10 +932,8 @@ async fn visit_chunk(
     }
 
     // Visits: new, changed or unchanged. A first load looks up only the
-    // ids it may have written; while the visits' uniqueness is set
-    // aside, nothing is looked up (a lookup would read the whole table)
+    // ids it may have written; while it is blind nothing is looked up,
     // and the rows that reach here are new.
-    let blind = *blind && !deferred.is_empty();
     let vids = to_look_up(
         chunk.iter().map(|r| &r.visit.visit_id),
         first.as_mut().map(|f| &mut f.visits),

@@ -420,13 +420,52 @@ async fn upkeep(db: &Db, engine: Engine) -> Vec<Vec<String>> {
     rows(db, sql).await
 }
 
+/// Imports `text` as the CSV file `file` (visits or patients) through
+/// the application, with no terminal to report to.
+async fn import_csv(
+    app: &rapport_app::App,
+    file: &str,
+    text: String,
+    opts: &rapport_app::import::Options,
+    visits: bool,
+) -> rapport_app::import::Report {
+    use rapport_app::import::{self, Progress, Sinks};
+    use rapport_interop::csv as icsv;
+    let options = icsv::CsvOptions {
+        file: file.into(),
+        encoding: icsv::Encoding::Auto,
+        map: Vec::new(),
+        today: app.today(),
+    };
+    let input = std::io::Cursor::new(text.into_bytes());
+    let progress = Progress::default();
+    let mut on_error = |_: &icsv::RowError| {};
+    let sinks = Sinks {
+        progress: &progress,
+        rejects: None,
+        on_error: &mut on_error,
+    };
+    let actor = rapport_app::audit::Actor::cli();
+    let report = match visits {
+        true => {
+            let rows = icsv::read_visits(input, &options).unwrap();
+            import::visits(app, &actor, file, rows, opts, sinks).await
+        }
+        false => {
+            let rows = icsv::read_patients(input, &options).unwrap();
+            import::patients(app, &actor, file, rows, opts, sinks).await
+        }
+    };
+    report.unwrap()
+}
+
 /// Files larger than a chunk, read in chunks of 16 rows with aggregates
 /// kept for at most 8 patients at a time: a first load (indexes and
 /// foreign keys set aside, then put back, early when a chunk needs
 /// them), then a second file over the stored patients, with dates in
 /// any order and visits moved between patients.
 async fn aggregates_stay_exact_across_chunks_and_cache_flushes(engine: Engine) {
-    use rapport_app::import::{self, Options, Progress, Sinks};
+    use rapport_app::import::Options;
     let Some(tdb) = TestDb::new(engine).await else {
         return;
     };
@@ -478,26 +517,7 @@ async fn aggregates_stay_exact_across_chunks_and_cache_flushes(engine: Engine) {
                 ],
             );
         }
-        let options = rapport_interop::csv::CsvOptions {
-            file: file.into(),
-            encoding: rapport_interop::csv::Encoding::Auto,
-            map: Vec::new(),
-            today: app.today(),
-        };
-        let input =
-            rapport_interop::csv::read_visits(std::io::Cursor::new(text.into_bytes()), &options)
-                .unwrap();
-        let progress = Progress::default();
-        let mut on_error = |_: &rapport_interop::csv::RowError| {};
-        let sinks = Sinks {
-            progress: &progress,
-            rejects: None,
-            on_error: &mut on_error,
-        };
-        let actor = rapport_app::audit::Actor::cli();
-        let report = import::visits(&app, &actor, file, input, &opts, sinks)
-            .await
-            .unwrap();
+        let report = import_csv(&app, file, text, &opts, true).await;
         assert!(report.committed, "{file}: {report:?}");
         assert!(report.inserted > 0, "{file}");
         if !ordered {
@@ -640,7 +660,7 @@ async fn duplicates_are_flagged_on_import(engine: Engine) {
 /// A first patients load in chunks of two, ids coming back in later
 /// chunks: each later row updates the patient, the last one wins.
 async fn a_first_patients_load_updates_ids_it_wrote(engine: Engine) {
-    use rapport_app::import::{self, Options, Progress, Sinks};
+    use rapport_app::import::Options;
     let Some(tdb) = TestDb::new(engine).await else {
         return;
     };
@@ -648,32 +668,11 @@ async fn a_first_patients_load_updates_ids_it_wrote(engine: Engine) {
     let text = "patient_id,name,phone\nA,Li,13800000001\nB,Wang,13800000002\n\
                 A,Li Na,13800000003\nC,Zhao,13800000004\nB,Wang Wei,13800000005\n\
                 A,Li Na Na,13800000006\n";
-    let options = rapport_interop::csv::CsvOptions {
-        file: "p.csv".into(),
-        encoding: rapport_interop::csv::Encoding::Auto,
-        map: Vec::new(),
-        today: app.today(),
-    };
-    let input = rapport_interop::csv::read_patients(
-        std::io::Cursor::new(text.as_bytes().to_vec()),
-        &options,
-    )
-    .unwrap();
-    let progress = Progress::default();
-    let mut on_error = |_: &rapport_interop::csv::RowError| {};
-    let sinks = Sinks {
-        progress: &progress,
-        rejects: None,
-        on_error: &mut on_error,
-    };
     let opts = Options {
         chunk_rows: 2,
         ..Options::default()
     };
-    let actor = rapport_app::audit::Actor::cli();
-    let report = import::patients(&app, &actor, "p.csv", input, &opts, sinks)
-        .await
-        .unwrap();
+    let report = import_csv(&app, "p.csv", text.to_string(), &opts, false).await;
     assert!(report.committed, "{report:?}");
     assert_eq!((report.inserted, report.updated), (3, 3), "{report:?}");
     let stored = rows(
