@@ -90,8 +90,8 @@ pub(super) struct Before {
 
 /// The aggregates the import has computed and not yet written.
 pub(super) struct AggCache {
-    map: HashMap<i64, Packed>,
-    /// Patients held at most.
+    slots: Slots,
+    /// Patients held at most (in a map; see [`Slots`]).
     cap: usize,
     /// On a first load (the aggregates table empty at the start and held
     /// by the import), the patients whose rows the import may have
@@ -102,15 +102,118 @@ pub(super) struct AggCache {
     flushed: bool,
 }
 
+/// Where the cache keeps its patients. Patients' keys come from one
+/// sequence, so while every key is small, an array indexed by the key
+/// holds them with no hashing and no spare buckets: 40 bytes a patient
+/// against the map's 55, so the same memory holds a third more patients
+/// (the million patients of a large hospital, where the map held 917,504
+/// and read and wrote the others chunk after chunk).
+enum Slots {
+    /// Patient `k` at index `k - 1`; keys from `limit + 1` on are not held.
+    Dense {
+        slots: Vec<Option<Packed>>,
+        limit: usize,
+    },
+    Map(HashMap<i64, Packed>),
+}
+
+impl Slots {
+    fn index(k: i64, limit: usize) -> Option<usize> {
+        usize::try_from(k - 1).ok().filter(|i| *i < limit)
+    }
+
+    fn get(&self, k: i64) -> Option<&Packed> {
+        match self {
+            Slots::Dense { slots, limit } => {
+                Self::index(k, *limit).and_then(|i| slots.get(i)?.as_ref())
+            }
+            Slots::Map(m) => m.get(&k),
+        }
+    }
+
+    fn get_mut(&mut self, k: i64) -> Option<&mut Packed> {
+        match self {
+            Slots::Dense { slots, limit } => {
+                Self::index(k, *limit).and_then(|i| slots.get_mut(i)?.as_mut())
+            }
+            Slots::Map(m) => m.get_mut(&k),
+        }
+    }
+
+    fn remove(&mut self, k: i64) {
+        match self {
+            Slots::Dense { slots, limit } => {
+                if let Some(slot) = Self::index(k, *limit).and_then(|i| slots.get_mut(i)) {
+                    *slot = None;
+                }
+            }
+            Slots::Map(m) => {
+                m.remove(&k);
+            }
+        }
+    }
+
+    /// Holds a patient not held yet, if there is room.
+    fn insert(&mut self, k: i64, p: Packed, cap: usize) -> bool {
+        match self {
+            Slots::Dense { slots, limit } => {
+                let Some(i) = Self::index(k, *limit) else {
+                    return false;
+                };
+                if i >= slots.len() {
+                    let len = (i + 1).max(slots.len() * 2).min(*limit);
+                    slots.resize(len, None);
+                }
+                slots[i] = Some(p);
+                true
+            }
+            Slots::Map(m) if m.len() < cap => {
+                m.insert(k, p);
+                true
+            }
+            Slots::Map(_) => false,
+        }
+    }
+
+    /// The patients whose figures changed, in key order.
+    fn dirty(&self) -> Vec<i64> {
+        match self {
+            Slots::Dense { slots, .. } => (1i64..)
+                .zip(slots)
+                .filter(|(_, p)| p.is_some_and(|p| p.dirty))
+                .map(|(k, _)| k)
+                .collect(),
+            Slots::Map(m) => {
+                let mut keys: Vec<i64> =
+                    m.iter().filter(|(_, p)| p.dirty).map(|(k, _)| *k).collect();
+                keys.sort_unstable();
+                keys
+            }
+        }
+    }
+}
+
 /// Bits of the filter of written patients: 2^24, 2 MB, 16 bits for each
 /// of a million patients beyond the cache.
 const WRITTEN_BITS: u32 = 24;
 
 impl AggCache {
-    pub fn new(cap: usize, first_load: bool) -> Self {
+    /// A cache of at most `cap` patients' worth of memory; `max_key` is
+    /// the largest patient key when the import starts.
+    pub fn new(cap: usize, first_load: bool, max_key: i64) -> Self {
+        let cap = cap.max(1);
+        // The map's bytes for `cap` patients hold this many array slots.
+        let limit = cap + cap / 3;
+        let dense = usize::try_from(max_key).is_ok_and(|m| m <= limit);
         AggCache {
-            map: HashMap::new(),
-            cap: cap.max(1),
+            slots: match dense {
+                true => Slots::Dense {
+                    slots: Vec::new(),
+                    limit,
+                },
+                false => Slots::Map(HashMap::new()),
+            },
+            cap,
             written: first_load.then(|| Bloom::new(WRITTEN_BITS)),
             flushed: false,
         }
@@ -135,7 +238,7 @@ impl AggCache {
         let mut out = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
         for k in keys {
-            match self.map.get(k) {
+            match self.slots.get(*k) {
                 Some(p) => {
                     out.insert(
                         *k,
@@ -180,29 +283,28 @@ impl AggCache {
         hospital_id: i64,
         after: impl IntoIterator<Item = (i64, Before, PatientAggregates)>,
     ) -> rapport_store::Result<()> {
-        if self.map.capacity() == 0 && !self.flushed {
-            self.map.reserve(self.cap);
+        if let Slots::Map(m) = &mut self.slots
+            && m.capacity() == 0
+            && !self.flushed
+        {
+            m.reserve(self.cap);
         }
         let (mut fresh, mut changed) = (Vec::new(), Vec::new());
         for (key, before, a) in after {
             // Not `entry`: it makes room for one more key before looking,
             // which at the cap would double the table.
             let packed = Packed::pack(&a, before.stored, true);
-            let room = self.map.len() < self.cap;
-            let kept = match (self.map.get_mut(&key), packed) {
+            let kept = match (self.slots.get_mut(key), packed) {
                 (Some(slot), Some(p)) => {
                     *slot = p;
                     true
                 }
                 (Some(_), None) => {
-                    self.map.remove(&key);
+                    self.slots.remove(key);
                     false
                 }
-                (None, Some(p)) if room => {
-                    self.map.insert(key, p);
-                    true
-                }
-                (None, _) => false,
+                (None, Some(p)) => self.slots.insert(key, p, self.cap),
+                (None, None) => false,
             };
             if !kept {
                 if before.stored {
@@ -222,26 +324,19 @@ impl AggCache {
 
     /// Forgets a patient whose aggregates were recomputed in the database.
     pub fn forget(&mut self, key: i64) {
-        self.map.remove(&key);
+        self.slots.remove(key);
         self.wrote(key);
     }
 
     /// Writes every patient the cache changed, in key order and a chunk
     /// at a time, and frees the cache's memory.
     pub async fn flush(&mut self, tx: &mut Tx, hospital_id: i64) -> rapport_store::Result<()> {
-        let mut keys: Vec<i64> = self
-            .map
-            .iter()
-            .filter(|(_, p)| p.dirty)
-            .map(|(k, _)| *k)
-            .collect();
-        keys.sort_unstable();
+        let keys = self.slots.dirty();
         for batch in keys.chunks(super::CHUNK) {
             let mut fresh = Vec::new();
             let mut changed = Vec::new();
-            for k in batch {
-                let p = &self.map[k];
-                let row = (*k, p.unpack());
+            for (k, p) in batch.iter().filter_map(|k| Some((*k, self.slots.get(*k)?))) {
+                let row = (k, p.unpack());
                 if p.stored {
                     changed.push(row);
                 } else {
@@ -250,7 +345,7 @@ impl AggCache {
             }
             store::write_aggregates(tx, hospital_id, &fresh, &changed).await?;
         }
-        self.map = HashMap::new();
+        self.slots = Slots::Map(HashMap::new());
         // Every patient may have a row now.
         self.written = None;
         self.flushed = true;
@@ -353,5 +448,6 @@ mod tests {
     #[test]
     fn a_packed_entry_is_small() {
         assert_eq!(std::mem::size_of::<Packed>(), 40);
+        assert_eq!(std::mem::size_of::<Option<Packed>>(), 40);
     }
 }

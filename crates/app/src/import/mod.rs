@@ -661,13 +661,16 @@ async fn visits_in(
     let mut load = VisitLoad {
         refs: Refs::default(),
         deferred,
-        cache: AggCache::new(run.cache_patients, first.is_some() && aggregates_empty),
+        cache: AggCache::new(
+            run.cache_patients,
+            first.is_some() && aggregates_empty,
+            max_before,
+        ),
         first,
         unique_aside,
         suspects: Vec::new(),
     };
     let mut carry: Option<VisitRow> = None;
-    let mut earning = ImportEarning::new(app, actor);
     loop {
         let (chunk, eof) = next_chunk(rows, run, &mut carry, |r| &r.visit.visit_id)?;
         if !run.failed && !chunk.is_empty() {
