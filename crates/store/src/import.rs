@@ -194,7 +194,7 @@ pub async fn hold_patients(tx: &mut Tx) -> Result<()> {
 
 /// Whether `table` has no row.
 pub async fn is_empty(tx: &mut Tx, table: &str) -> Result<bool> {
-    let empty: Flag = tx
+    let empty: crate::query::Flag = tx
         .fetch_one(
             &format!("SELECT NOT EXISTS (SELECT 1 FROM {table}) AS flag"),
             &[],
@@ -607,14 +607,6 @@ async fn drop_constraints(tx: &mut Tx, table: &str, kind: char) -> Result<Vec<St
         ));
     }
     Ok(restore)
-}
-
-struct Flag(bool);
-
-impl FromAnyRow for Flag {
-    fn from_any(r: &impl AnyRow) -> Result<Self> {
-        Ok(Flag(r.col("flag")?))
-    }
 }
 
 struct IndexDef {

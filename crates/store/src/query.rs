@@ -106,3 +106,12 @@ impl Tx {
             .ok_or_else(|| StoreError::Corrupt("a query that always answers found no row".into()))
     }
 }
+
+/// A query's one boolean column, named `flag`.
+pub(crate) struct Flag(pub bool);
+
+impl FromAnyRow for Flag {
+    fn from_any(r: &impl crate::AnyRow) -> Result<Self> {
+        Ok(Flag(r.col("flag")?))
+    }
+}

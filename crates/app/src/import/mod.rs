@@ -650,7 +650,13 @@ async fn visits_in(
     // Into empty tables (a first load) the visits' uniqueness (on
     // PostgreSQL), the visits' and the aggregates' secondary indexes are
     // built once at the end, unless a chunk needs them earlier.
-    let mut deferred = store::defer_unique(tx, "visits").await?;
+    let mut earning = ImportEarning::new(app, actor);
+    // Points look the chunks' visits up by id: with members or referrals
+    // about, the uniqueness (the index of ids) stays.
+    let mut deferred = match earning.in_use(tx).await? {
+        true => Vec::new(),
+        false => store::defer_unique(tx, "visits").await?,
+    };
     let unique_aside = !deferred.is_empty();
     deferred.extend(store::defer_upkeep(tx, "visits").await?);
     deferred.extend(store::defer_upkeep(tx, "patient_aggregates").await?);

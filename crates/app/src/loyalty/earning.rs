@@ -482,6 +482,12 @@ pub struct ImportEarning<'a> {
     pub app: &'a App,
     pub actor: &'a Actor,
     ctx: Option<EarnContext>,
+    /// Whether the hospital had any member or referral when the import
+    /// first asked: if not, the file's visits have nothing to earn or to
+    /// settle, and no chunk asks again. A member enrolled while an import
+    /// runs misses some of its visits either way: the chunks applied
+    /// before the enrolment never see the member.
+    in_use: Option<bool>,
 }
 
 /// A visit of an import chunk that was inserted or changed.
@@ -505,7 +511,18 @@ impl<'a> ImportEarning<'a> {
             app,
             actor,
             ctx: None,
+            in_use: None,
         }
+    }
+
+    /// Whether the hospital has any member or referral (asked once).
+    pub async fn in_use(&mut self, tx: &mut Tx) -> Result<bool> {
+        Ok(match self.in_use {
+            Some(used) => used,
+            None => *self
+                .in_use
+                .insert(store::in_use(tx, self.app.hospital_id).await?),
+        })
     }
 
     /// Awards (or re-awards) the points of a chunk's new and changed
@@ -517,6 +534,9 @@ impl<'a> ImportEarning<'a> {
             return Ok(());
         }
         let h = self.app.hospital_id;
+        if !self.in_use(tx).await? {
+            return Ok(());
+        }
         // Only a visit already stored can have settled a referral: the
         // one it settled goes back if the visit is no longer paid or no
         // longer that patient's.

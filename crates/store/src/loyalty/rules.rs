@@ -297,6 +297,19 @@ pub async fn members_of_patients(
     tx.fetch(&sql, &[hospital_id.into(), list.into()]).await
 }
 
+/// Whether the hospital has any member or any referral: if not, no
+/// visit can earn points or settle a referral.
+pub async fn in_use(tx: &mut Tx, hospital_id: i64) -> Result<bool> {
+    let used: crate::query::Flag = tx
+        .fetch_one(
+            "SELECT (EXISTS (SELECT 1 FROM loyalty_members WHERE hospital_id = $1) \
+             OR EXISTS (SELECT 1 FROM loyalty_referrals WHERE hospital_id = $1)) AS flag",
+            &[hospital_id.into()],
+        )
+        .await?;
+    Ok(used.0)
+}
+
 const CAMPAIGN_AWARDED_SQL: &str = "SELECT c.campaign, CAST(SUM(c.points) AS BIGINT) AS points \
      FROM loyalty_earn_campaigns c JOIN loyalty_visit_earns e ON e.member_id = c.member_id AND e.seq = c.seq \
      WHERE c.member_id = $1 AND e.reversed_seq IS NULL GROUP BY c.campaign ORDER BY c.campaign";
