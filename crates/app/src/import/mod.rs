@@ -507,18 +507,16 @@ async fn patients_in(
 
 /// The ids of a chunk to look up in the database: all of them, or on a
 /// first load (`written`, the filter of the ids it wrote) those it may
-/// have written, unless `look` is false. Every id is noted as written;
-/// the chunk's ids are distinct, so noting them as they are tested hides
-/// none from another.
+/// have written. Every id is noted as written; the chunk's ids are
+/// distinct, so noting them as they are tested hides none from another.
 fn to_look_up<'a>(
     ids: impl Iterator<Item = &'a String>,
     written: Option<&mut Bloom>,
-    look: bool,
 ) -> Vec<String> {
     match written {
         None => ids.cloned().collect(),
         Some(w) => ids
-            .filter(|id| w.test_and_add(id.as_str()) && look)
+            .filter(|id| w.test_and_add(id.as_str()))
             .cloned()
             .collect(),
     }
@@ -539,7 +537,7 @@ async fn patient_chunk(
     changed_keys: &mut Vec<i64>,
     written: Option<&mut Bloom>,
 ) -> Result<(), AppError> {
-    let ids = to_look_up(chunk.iter().map(|r| &r.patient.patient_id), written, true);
+    let ids = to_look_up(chunk.iter().map(|r| &r.patient.patient_id), written);
     let known: HashMap<String, KnownPatient> = store::patients_by_external(tx, h, &ids)
         .await?
         .into_iter()
@@ -653,7 +651,8 @@ async fn visits_in(
     let mut earning = ImportEarning::new(app, actor);
     // Points look the chunks' visits up by id: with members or referrals
     // about, the uniqueness (the index of ids) stays.
-    let mut deferred = match earning.in_use(tx).await? {
+    let earns = earning.in_use(tx).await?;
+    let mut deferred = match earns {
         true => Vec::new(),
         false => store::defer_unique(tx, "visits").await?,
     };
@@ -674,6 +673,7 @@ async fn visits_in(
         ),
         first,
         unique_aside,
+        earns,
         suspects: Vec::new(),
     };
     let mut carry: Option<VisitRow> = None;
@@ -816,6 +816,9 @@ struct VisitLoad {
     /// Whether the visits' uniqueness was set aside (a first load on
     /// PostgreSQL); see [`VisitLoad::blind`].
     unique_aside: bool,
+    /// Whether points may be earned ([`ImportEarning::in_use`]): if not,
+    /// the chunks' visits are not listed for them.
+    earns: bool,
     /// Rows whose ids this load may have written already, held back
     /// while visit ids cannot be looked up: later rows of an id seen
     /// before (they update it), and the few new ids the filter cannot
@@ -834,12 +837,14 @@ impl VisitLoad {
     /// may have been written, and returns the others: new visits.
     fn set_suspects_aside(&mut self, chunk: Vec<VisitRow>) -> Vec<VisitRow> {
         let blind = self.blind();
-        let Some(f) = self.first.as_ref().filter(|_| blind) else {
+        let Some(f) = self.first.as_mut().filter(|_| blind) else {
             return chunk;
         };
+        // Each id is noted as written as it is tested: the chunk's ids
+        // are distinct, so that hides none of them from another.
         let (suspects, clear): (Vec<VisitRow>, Vec<VisitRow>) = chunk
             .into_iter()
-            .partition(|r| f.visits.maybe(r.visit.visit_id.as_str()));
+            .partition(|r| f.visits.test_and_add(r.visit.visit_id.as_str()));
         self.suspects.extend(suspects);
         clear
     }
@@ -901,53 +906,75 @@ async fn visit_chunk(
         deferred,
         cache,
         first,
+        earns,
         ..
     } = load;
-    // Patients: known ones (following merges), unknown ones created.
-    let mut pids: Vec<String> = chunk.iter().map(|r| r.patient_id.clone()).collect();
-    pids.sort_unstable();
-    pids.dedup();
-    let mut keys: HashMap<String, i64> = match first.as_ref().and_then(|f| f.patients.as_ref()) {
-        Some(map) => pids
-            .iter()
-            .filter_map(|p| Some((p.clone(), map.get(p)?)))
-            .collect(),
-        None => store::patient_keys_by_external(tx, h, &pids)
-            .await?
-            .into_iter()
-            .collect(),
+    let earns = *earns;
+    // Patients: known ones (following merges), unknown ones created. A
+    // first load finds each row's key in memory, without a copy of the
+    // ids; otherwise the chunk's distinct ids are looked up.
+    let mut row_keys: Vec<Option<i64>> = match first.as_ref().and_then(|f| f.patients.as_ref()) {
+        Some(map) => chunk.iter().map(|r| map.get(&r.patient_id)).collect(),
+        None => {
+            let mut pids: Vec<String> = chunk.iter().map(|r| r.patient_id.clone()).collect();
+            pids.sort_unstable();
+            pids.dedup();
+            let found: HashMap<String, i64> = store::patient_keys_by_external(tx, h, &pids)
+                .await?
+                .into_iter()
+                .collect();
+            chunk
+                .iter()
+                .map(|r| found.get(&r.patient_id).copied())
+                .collect()
+        }
     };
-    let missing: Vec<NewPatient> = pids
+    let mut unknown: Vec<&str> = chunk
         .iter()
-        .filter(|p| !keys.contains_key(*p))
-        .map(|p| NewPatient {
-            patient_id: p.clone(),
-            fields: PatientFields::default(),
-        })
+        .zip(&row_keys)
+        .filter(|(_, k)| k.is_none())
+        .map(|(r, _)| r.patient_id.as_str())
         .collect();
-    if !missing.is_empty() {
-        let ids = bulk::reserve_ids(tx, "patients", missing.len()).await?;
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        unknown.dedup();
+        let ids = bulk::reserve_ids(tx, "patients", unknown.len()).await?;
+        let missing: Vec<NewPatient> = unknown
+            .iter()
+            .map(|p| NewPatient {
+                patient_id: (*p).to_owned(),
+                fields: PatientFields::default(),
+            })
+            .collect();
         let rows: Vec<(i64, &NewPatient)> = ids.iter().copied().zip(missing.iter()).collect();
         report.patients_created += store::insert_patients(tx, h, &rows, now).await?;
-        for (id, p) in rows {
-            keys.insert(p.patient_id.clone(), id);
+        for (id, p) in &rows {
             if let Some(f) = first.as_mut()
                 && let Some(map) = f.patients.as_mut()
-                && map.insert(&p.patient_id, id).is_none()
+                && map.insert(&p.patient_id, *id).is_none()
             {
                 f.patients = None;
+            }
+        }
+        let created: HashMap<&str, i64> = unknown.iter().copied().zip(ids).collect();
+        for (r, k) in chunk.iter().zip(row_keys.iter_mut()) {
+            if k.is_none() {
+                *k = created.get(r.patient_id.as_str()).copied();
             }
         }
     }
 
     // Visits: new, changed or unchanged. A first load looks up only the
-    // ids it may have written; while it is blind nothing is looked up,
-    // and the rows that reach here are new.
-    let vids = to_look_up(
-        chunk.iter().map(|r| &r.visit.visit_id),
-        first.as_mut().map(|f| &mut f.visits),
-        !blind,
-    );
+    // ids it may have written; while it is blind nothing is looked up:
+    // the rows that reach here are new, noted as they were set apart
+    // from the suspects.
+    let vids = match blind {
+        true => Vec::new(),
+        false => to_look_up(
+            chunk.iter().map(|r| &r.visit.visit_id),
+            first.as_mut().map(|f| &mut f.visits),
+        ),
+    };
     let known: HashMap<String, store::KnownVisit> = store::visits_by_external(tx, h, &vids)
         .await?
         .into_iter()
@@ -955,20 +982,27 @@ async fn visit_chunk(
         .collect();
     let mut new_rows: Vec<NewVisitRow<'_>> = Vec::new();
     let mut recompute: HashSet<i64> = HashSet::new();
-    // New and changed visits, for the points they earn (`loyalty::earning`).
+    // New and changed visits, for the points they earn (`loyalty::earning`)
+    // when points can be earned.
     let mut written: Vec<ChunkVisit> = Vec::new();
-    for r in chunk {
+    for (r, key) in chunk.iter().zip(row_keys) {
         let (dept, doctor) = refs.resolve(tx, h, &r.visit).await?;
+        let Some(patient_key) = key else {
+            return Err(AppError::Internal(format!(
+                "no key for patient {:?}",
+                r.patient_id
+            )));
+        };
         let row = NewVisitRow {
             visit_id: &r.visit.visit_id,
-            patient_key: keys[&r.patient_id],
+            patient_key,
             visit_date: r.visit.visit_date,
             department_id: dept,
             doctor_id: doctor,
             kind: r.visit.kind.as_str(),
             amount: r.visit.amount.minor(),
         };
-        let mut earn = ChunkVisit {
+        let earn = earns.then(|| ChunkVisit {
             visit_id: r.visit.visit_id.clone(),
             id: None,
             patient_key: row.patient_key,
@@ -977,11 +1011,11 @@ async fn visit_chunk(
             department: r.visit.department.clone(),
             kind: r.visit.kind,
             amount: r.visit.amount,
-        };
+        });
         match known.get(&r.visit.visit_id) {
             None => {
                 new_rows.push(row);
-                written.push(earn);
+                written.extend(earn);
             }
             Some(k) => {
                 let same = k.patient_key == row.patient_key
@@ -997,9 +1031,11 @@ async fn visit_chunk(
                     recompute.insert(k.patient_key);
                     recompute.insert(row.patient_key);
                     report.updated += 1;
-                    earn.id = Some(k.id);
-                    earn.old_patient_key = Some(k.patient_key);
-                    written.push(earn);
+                    written.extend(earn.map(|e| ChunkVisit {
+                        id: Some(k.id),
+                        old_patient_key: Some(k.patient_key),
+                        ..e
+                    }));
                 }
             }
         }
