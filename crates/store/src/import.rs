@@ -337,8 +337,16 @@ pub async fn insert_visits(
     rows: &[NewVisitRow<'_>],
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let values: Vec<Vec<Value>> = rows
-        .iter()
+    write_visit_values(tx, &visit_values(hospital_id, rows, now)).await
+}
+
+/// The rows [`insert_visits`] writes, owned (to be written elsewhere).
+pub fn visit_values(
+    hospital_id: i64,
+    rows: &[NewVisitRow<'_>],
+    now: DateTime<Utc>,
+) -> Vec<Vec<Value>> {
+    rows.iter()
         .map(|v| {
             vec![
                 Value::from(hospital_id),
@@ -353,8 +361,12 @@ pub async fn insert_visits(
                 Value::from(now),
             ]
         })
-        .collect();
-    bulk::write_rows(tx, "visits", VISIT_COLUMNS, &values).await
+        .collect()
+}
+
+/// Writes rows from [`visit_values`].
+pub async fn write_visit_values(tx: &mut Tx, rows: &[Vec<Value>]) -> Result<u64> {
+    bulk::write_rows(tx, "visits", VISIT_COLUMNS, rows).await
 }
 
 /// Rewrites a known visit in place.

@@ -24,6 +24,8 @@ use rapport_store::Tx;
 use rapport_store::import as store;
 
 use super::first_load::Bloom;
+use super::lane::Lane;
+use crate::AppError;
 
 /// Patients the cache holds at most: 2^20 hash buckets of 48 bytes, about
 /// 50 MB, with the map's load factor of 7/8.
@@ -230,9 +232,9 @@ impl AggCache {
     /// database for the patients the cache does not hold.
     pub async fn before(
         &mut self,
-        tx: &mut Tx,
+        lane: &mut Lane,
         keys: &[i64],
-    ) -> rapport_store::Result<HashMap<i64, Before>> {
+    ) -> Result<HashMap<i64, Before>, AppError> {
         // One look into the cache per patient: it is far larger than the
         // processor's caches, so each look is a read from memory.
         let mut out = HashMap::with_capacity(keys.len());
@@ -260,7 +262,10 @@ impl AggCache {
                 }
             }
         }
-        let stored = store::aggregates_of(tx, &missing).await?;
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let stored = store::aggregates_of(lane.tx().await?, &missing).await?;
         for k in missing {
             out.insert(
                 k,
@@ -279,10 +284,10 @@ impl AggCache {
     /// once, as are figures too large to pack.
     pub async fn keep(
         &mut self,
-        tx: &mut Tx,
+        lane: &mut Lane,
         hospital_id: i64,
         after: impl IntoIterator<Item = (i64, Before, PatientAggregates)>,
-    ) -> rapport_store::Result<()> {
+    ) -> Result<(), AppError> {
         if let Slots::Map(m) = &mut self.slots
             && m.capacity() == 0
             && !self.flushed
@@ -319,7 +324,11 @@ impl AggCache {
         for (key, _) in fresh.iter().chain(&changed) {
             self.wrote(*key);
         }
-        store::write_aggregates(tx, hospital_id, &fresh, &changed).await
+        if fresh.is_empty() && changed.is_empty() {
+            return Ok(());
+        }
+        store::write_aggregates(lane.tx().await?, hospital_id, &fresh, &changed).await?;
+        Ok(())
     }
 
     /// Forgets a patient whose aggregates were recomputed in the database.

@@ -48,9 +48,11 @@ use crate::{App, AppError};
 mod aggregates;
 mod ahead;
 mod first_load;
+mod lane;
 use aggregates::{AggCache, AggState};
 use ahead::ReadAhead;
 use first_load::{Bloom, PatientKeys};
+use lane::Lane;
 
 /// Rows per chunk: large enough that statements are few, small enough
 /// that a chunk's rows and lookups stay a few megabytes.
@@ -585,7 +587,7 @@ struct Refs {
 impl Refs {
     async fn resolve(
         &mut self,
-        tx: &mut Tx,
+        lane: &mut Lane,
         h: i64,
         v: &rapport_domain::patient::VisitFields,
     ) -> Result<(Option<i64>, Option<i64>), AppError> {
@@ -594,7 +596,7 @@ impl Refs {
             Some(d) => Some(match self.departments.get(d) {
                 Some(id) => *id,
                 None => {
-                    let id = store_visits::department_id(tx, h, d).await?;
+                    let id = store_visits::department_id(lane.tx().await?, h, d).await?;
                     self.departments.insert(d.clone(), id);
                     id
                 }
@@ -605,6 +607,7 @@ impl Refs {
             Some(code) => Some(match self.doctors.get(code) {
                 Some(id) => *id,
                 None => {
+                    let tx = lane.tx().await?;
                     let id = store_visits::doctor_id(tx, h, code, v.doctor_name.as_deref(), dept)
                         .await?;
                     self.doctors.insert(code.clone(), id);
@@ -628,39 +631,39 @@ pub async fn visits(
 ) -> Result<Report, AppError> {
     let mut rows = ReadAhead::spawn(rows);
     let mut run = Run::new("visits", file, rows.warnings(), opts, sinks, rows.header())?;
-    let mut tx = app.db.begin_bulk().await?;
-    visits_in(app, actor, &mut tx, &mut run, &mut rows).await?;
+    let tx = app.db.begin_bulk().await?;
+    let tx = visits_in(app, actor, tx, &mut run, &mut rows).await?;
     finish(app, tx, run, actor).await
 }
 
 async fn visits_in(
     app: &App,
     actor: &Actor,
-    tx: &mut Tx,
+    mut tx: Tx,
     run: &mut Run<'_>,
     rows: &mut impl Rows<Row = VisitRow>,
-) -> Result<(), AppError> {
+) -> Result<Tx, AppError> {
     let now = app.now();
     let h = app.hospital_id;
-    let max_before = bulk::max_id(tx, "patients").await?;
-    let first = store::is_empty(tx, "visits").await?;
-    let aggregates_empty = store::is_empty(tx, "patient_aggregates").await?;
+    let max_before = bulk::max_id(&mut tx, "patients").await?;
+    let first = store::is_empty(&mut tx, "visits").await?;
+    let aggregates_empty = store::is_empty(&mut tx, "patient_aggregates").await?;
     // Into empty tables (a first load) the visits' uniqueness (on
     // PostgreSQL), the visits' and the aggregates' secondary indexes are
     // built once at the end, unless a chunk needs them earlier.
     let mut earning = ImportEarning::new(app, actor);
     // Points look the chunks' visits up by id: with members or referrals
     // about, the uniqueness (the index of ids) stays.
-    let earns = earning.in_use(tx).await?;
+    let earns = earning.in_use(&mut tx).await?;
     let mut deferred = match earns {
         true => Vec::new(),
-        false => store::defer_unique(tx, "visits").await?,
+        false => store::defer_unique(&mut tx, "visits").await?,
     };
     let unique_aside = !deferred.is_empty();
-    deferred.extend(store::defer_upkeep(tx, "visits").await?);
-    deferred.extend(store::defer_upkeep(tx, "patient_aggregates").await?);
+    deferred.extend(store::defer_upkeep(&mut tx, "visits").await?);
+    deferred.extend(store::defer_upkeep(&mut tx, "patient_aggregates").await?);
     let first = match first {
-        true => Some(FirstLoad::start(tx, h).await?),
+        true => Some(FirstLoad::start(&mut tx, h).await?),
         false => None,
     };
     let mut load = VisitLoad {
@@ -677,17 +680,22 @@ async fn visits_in(
         suspects: Vec::new(),
     };
     let mut carry: Option<VisitRow> = None;
+    let mut lane = Lane::new(tx);
     loop {
         let (chunk, eof) = next_chunk(rows, run, &mut carry, |r| &r.visit.visit_id)?;
         if !run.failed && !chunk.is_empty() {
             let chunk = load.set_suspects_aside(chunk);
-            let written = visit_chunk(tx, h, &chunk, now, &mut load, &mut run.report).await?;
-            earning.chunk(tx, &written).await?;
-            if load.suspects.len() >= SUSPECTS_HELD {
-                store::restore_upkeep(tx, &std::mem::take(&mut load.deferred)).await?;
+            let written =
+                visit_chunk(&mut lane, h, &chunk, now, &mut load, &mut run.report).await?;
+            if !written.is_empty() {
+                earning.chunk(lane.tx().await?, &written).await?;
             }
-            if load.deferred.is_empty() {
-                suspects_in(tx, h, now, &mut load, run, &mut earning).await?;
+            if load.suspects.len() >= SUSPECTS_HELD {
+                store::restore_upkeep(lane.tx().await?, &std::mem::take(&mut load.deferred))
+                    .await?;
+            }
+            if load.deferred.is_empty() && !load.suspects.is_empty() {
+                suspects_in(&mut lane, h, now, &mut load, run, &mut earning).await?;
             }
         }
         if eof && carry.is_none() {
@@ -700,18 +708,20 @@ async fn visits_in(
     if !run.failed {
         // The aggregates go in before their indexes are built, then the
         // rows held back are applied with every index in place.
-        load.cache.flush(tx, h).await?;
-        store::restore_upkeep(tx, &std::mem::take(&mut load.deferred)).await?;
+        load.cache.flush(lane.tx().await?, h).await?;
+        store::restore_upkeep(lane.tx().await?, &std::mem::take(&mut load.deferred)).await?;
         if !load.suspects.is_empty() {
-            suspects_in(tx, h, now, &mut load, run, &mut earning).await?;
-            load.cache.flush(tx, h).await?;
+            suspects_in(&mut lane, h, now, &mut load, run, &mut earning).await?;
+            load.cache.flush(lane.tx().await?, h).await?;
         }
     }
+    let (mut tx, inserted) = lane.finish().await?;
+    run.report.inserted += inserted;
     if !run.failed && run.report.patients_created > 0 {
         run.report.duplicates_flagged +=
-            store::flag_duplicates(tx, h, max_before, &[], now).await?;
+            store::flag_duplicates(&mut tx, h, max_before, &[], now).await?;
     }
-    Ok(())
+    Ok(tx)
 }
 
 /// Imports a FHIR batch (patients, then visits with their amounts) in
@@ -763,10 +773,10 @@ pub async fn fhir(
     let mut run = Run::new("fhir", file, &[], opts, sinks, &[])?;
     let mut tx = app.db.begin_bulk().await?;
     patients_in(app, &mut tx, &mut run, &mut Listed::new(patients, columns)).await?;
-    visits_in(
+    let tx = visits_in(
         app,
         actor,
-        &mut tx,
+        tx,
         &mut run,
         &mut Listed::new(visits, Vec::new()),
     )
@@ -781,7 +791,7 @@ const SUSPECTS_HELD: usize = 65_536;
 /// Applies the rows held back, now that visit ids can be looked up, in
 /// the file's order: chunks of distinct ids, as the file's are read.
 async fn suspects_in(
-    tx: &mut Tx,
+    lane: &mut Lane,
     h: i64,
     now: chrono::DateTime<chrono::Utc>,
     load: &mut VisitLoad,
@@ -798,8 +808,10 @@ async fn suspects_in(
             seen.insert(r.visit.visit_id.clone());
             chunk.push(r);
         }
-        let written = visit_chunk(tx, h, &chunk, now, load, &mut run.report).await?;
-        earning.chunk(tx, &written).await?;
+        let written = visit_chunk(lane, h, &chunk, now, load, &mut run.report).await?;
+        if !written.is_empty() {
+            earning.chunk(lane.tx().await?, &written).await?;
+        }
     }
     Ok(())
 }
@@ -893,7 +905,7 @@ impl FirstLoad {
 }
 
 async fn visit_chunk(
-    tx: &mut Tx,
+    lane: &mut Lane,
     h: i64,
     chunk: &[VisitRow],
     now: chrono::DateTime<chrono::Utc>,
@@ -919,10 +931,11 @@ async fn visit_chunk(
             let mut pids: Vec<String> = chunk.iter().map(|r| r.patient_id.clone()).collect();
             pids.sort_unstable();
             pids.dedup();
-            let found: HashMap<String, i64> = store::patient_keys_by_external(tx, h, &pids)
-                .await?
-                .into_iter()
-                .collect();
+            let found: HashMap<String, i64> =
+                store::patient_keys_by_external(lane.tx().await?, h, &pids)
+                    .await?
+                    .into_iter()
+                    .collect();
             chunk
                 .iter()
                 .map(|r| found.get(&r.patient_id).copied())
@@ -938,6 +951,7 @@ async fn visit_chunk(
     if !unknown.is_empty() {
         unknown.sort_unstable();
         unknown.dedup();
+        let tx = lane.tx().await?;
         let ids = bulk::reserve_ids(tx, "patients", unknown.len()).await?;
         let missing: Vec<NewPatient> = unknown
             .iter()
@@ -975,18 +989,21 @@ async fn visit_chunk(
             first.as_mut().map(|f| &mut f.visits),
         ),
     };
-    let known: HashMap<String, store::KnownVisit> = store::visits_by_external(tx, h, &vids)
-        .await?
-        .into_iter()
-        .map(|v| (v.visit_id.clone(), v))
-        .collect();
+    let known: HashMap<String, store::KnownVisit> = match vids.is_empty() {
+        true => HashMap::new(),
+        false => store::visits_by_external(lane.tx().await?, h, &vids)
+            .await?
+            .into_iter()
+            .map(|v| (v.visit_id.clone(), v))
+            .collect(),
+    };
     let mut new_rows: Vec<NewVisitRow<'_>> = Vec::new();
     let mut recompute: HashSet<i64> = HashSet::new();
     // New and changed visits, for the points they earn (`loyalty::earning`)
     // when points can be earned.
     let mut written: Vec<ChunkVisit> = Vec::new();
     for (r, key) in chunk.iter().zip(row_keys) {
-        let (dept, doctor) = refs.resolve(tx, h, &r.visit).await?;
+        let (dept, doctor) = refs.resolve(lane, h, &r.visit).await?;
         let Some(patient_key) = key else {
             return Err(AppError::Internal(format!(
                 "no key for patient {:?}",
@@ -1027,7 +1044,7 @@ async fn visit_chunk(
                 if same {
                     report.unchanged += 1;
                 } else {
-                    store::update_visit(tx, &row, k.id, now).await?;
+                    store::update_visit(lane.tx().await?, &row, k.id, now).await?;
                     recompute.insert(k.patient_key);
                     recompute.insert(row.patient_key);
                     report.updated += 1;
@@ -1050,7 +1067,7 @@ async fn visit_chunk(
     touched.sort_unstable();
     touched.dedup();
     let mut states: HashMap<i64, AggState> = cache
-        .before(tx, &touched)
+        .before(lane, &touched)
         .await?
         .into_iter()
         .map(|(k, b)| (k, AggState::new(b)))
@@ -1068,11 +1085,13 @@ async fn visit_chunk(
     inside.dedup();
     if (!inside.is_empty() || !recompute.is_empty()) && !deferred.is_empty() {
         // Reading a patient's visits needs the index: build it now.
-        store::restore_upkeep(tx, &std::mem::take(deferred)).await?;
+        store::restore_upkeep(lane.tx().await?, &std::mem::take(deferred)).await?;
     }
-    for (k, d) in store::visit_dates_of(tx, &inside).await? {
-        if let Some(s) = states.get_mut(&k) {
-            s.stored_dates.get_or_insert_with(Vec::new).push(d);
+    if !inside.is_empty() {
+        for (k, d) in store::visit_dates_of(lane.tx().await?, &inside).await? {
+            if let Some(s) = states.get_mut(&k) {
+                s.stored_dates.get_or_insert_with(Vec::new).push(d);
+            }
         }
     }
     for v in &new_rows {
@@ -1081,14 +1100,18 @@ async fn visit_chunk(
         }
     }
 
-    report.inserted += store::insert_visits(tx, h, &new_rows, now).await?;
+    // On their way while the next chunk is prepared; counted as they land.
+    if !new_rows.is_empty() {
+        lane.send_visits(store::visit_values(h, &new_rows, now))
+            .await?;
+    }
     let after = states
         .into_iter()
         .filter_map(|(k, s)| s.now.map(|a| (k, s.before, a)));
-    cache.keep(tx, h, after).await?;
+    cache.keep(lane, h, after).await?;
     for k in recompute {
         cache.forget(k);
-        store_visits::refresh_aggregates(tx, k).await?;
+        store_visits::refresh_aggregates(lane.tx().await?, k).await?;
     }
     Ok(written)
 }
