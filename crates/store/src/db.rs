@@ -273,6 +273,17 @@ impl Db {
         })
     }
 
+    /// [`Db::begin_bulk`] for a load into empty tables: on SQLite the
+    /// foreign keys are verified once before the commit rather than row
+    /// by row (see `InlineTx::begin_unchecked`). PostgreSQL's loads set
+    /// their keys aside themselves ([`crate::import::defer_upkeep`]).
+    pub async fn begin_bulk_unchecked(&self) -> Result<Tx, StoreError> {
+        match self {
+            Db::Sqlite { gate, .. } => Ok(Tx::Inline(InlineTx::begin_unchecked(gate).await?)),
+            Db::Postgres(_) => self.begin_bulk().await,
+        }
+    }
+
     /// Answers when the database is reachable.
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_read!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;

@@ -193,6 +193,16 @@ pub async fn hold_patients(tx: &mut Tx) -> Result<()> {
 }
 
 /// Whether `table` has no row.
+/// Whether `table` holds no row, read outside any transaction: a hint,
+/// since a writer may fill it before the caller's transaction begins.
+pub async fn is_empty_now(db: &crate::Db, table: &str) -> Result<bool> {
+    let sql = format!("SELECT NOT EXISTS (SELECT 1 FROM {table})");
+    let (empty,): (bool,) = crate::on_read!(db, p => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(p).await?
+    });
+    Ok(empty)
+}
+
 pub async fn is_empty(tx: &mut Tx, table: &str) -> Result<bool> {
     let empty: crate::query::Flag = tx
         .fetch_one(

@@ -42,6 +42,10 @@ pub enum StoreError {
     /// A referenced row does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A row names a parent row that does not exist (found when a bulk
+    /// load's foreign keys were verified before its commit).
+    #[error("broken reference: {0}")]
+    Reference(String),
     /// The database could not be opened as configured.
     #[error("{0}")]
     Config(String),

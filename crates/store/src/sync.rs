@@ -407,6 +407,9 @@ pub struct InlineTx {
     savepoint: bool,
     /// A bulk load: the page cache is enlarged until it ends.
     bulk: bool,
+    /// Foreign keys are not checked row by row; every one is verified
+    /// before the commit ([`InlineTx::begin_unchecked`]).
+    unchecked: bool,
 }
 
 impl InlineTx {
@@ -414,9 +417,28 @@ impl InlineTx {
     /// transactions), otherwise the group is committed first (a bulk
     /// load, whose savepoint would journal every page it touches).
     pub(crate) async fn begin(gate: &WriteGate, join: bool) -> Result<Self> {
+        Self::begin_with(gate, join, false).await
+    }
+
+    /// A bulk load's transaction without the row-by-row foreign-key
+    /// checks: each inserted row's parents are looked up where they lie,
+    /// which for rows pointing at random patients among millions is a
+    /// read of the disk or the log per row, most of such a load's time.
+    /// Instead, before the commit, every foreign key of the database is
+    /// verified once, in key order ([`verify_references`]); a violation
+    /// fails the commit and the transaction rolls back.
+    pub(crate) async fn begin_unchecked(gate: &WriteGate) -> Result<Self> {
+        Self::begin_with(gate, false, true).await
+    }
+
+    async fn begin_with(gate: &WriteGate, join: bool, unchecked: bool) -> Result<Self> {
         let mut w = gate.lock().await;
         if w.open && !join {
             let _ = gate.finish_group(&mut w);
+        }
+        if unchecked {
+            // Outside a transaction, or SQLite ignores it.
+            w.conn.execute_batch("PRAGMA foreign_keys = OFF")?;
         }
         if !join {
             w.conn
@@ -438,6 +460,7 @@ impl InlineTx {
             gate: gate.clone(),
             savepoint,
             bulk: !join,
+            unchecked,
         })
     }
 
@@ -475,8 +498,17 @@ impl InlineTx {
             .ok_or_else(|| StoreError::Config("the transaction has ended".into()))?;
         let group = w.group;
         if self.bulk {
-            let r = self.gate.finish_group(&mut w);
+            let r = match self.unchecked {
+                true => verify_references(&w.conn),
+                false => Ok(()),
+            };
+            let r = r.and_then(|()| self.gate.finish_group(&mut w));
+            if r.is_err() {
+                let _ = w.conn.execute_batch("ROLLBACK");
+                w.open = false;
+            }
             restore_cache(&w);
+            restore_checks(&w, self.unchecked);
             return r;
         }
         if self.gate.waiting.load(Ordering::SeqCst) > 0 && w.members < MAX_GROUP {
@@ -551,8 +583,67 @@ impl Drop for InlineTx {
         }
         if self.bulk {
             restore_cache(&w);
+            restore_checks(&w, self.unchecked);
         }
     }
+}
+
+/// Turns the row-by-row foreign-key checks back on after a transaction
+/// that had them off.
+fn restore_checks(w: &Writer, unchecked: bool) {
+    if unchecked {
+        let _ = w.conn.execute_batch("PRAGMA foreign_keys = ON");
+    }
+}
+
+/// Verifies every foreign key of the database, as `PRAGMA
+/// foreign_key_check` would, but parent by parent: each key's distinct
+/// values are read (in index order where an index leads with the key)
+/// and each is looked up once in its parent table, instead of one lookup
+/// per child row in the child's order.
+pub(crate) fn verify_references(conn: &Connection) -> Result<()> {
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    for table in tables {
+        // (id, seq, parent, from, to) of each key column.
+        let keys: Vec<(i64, i64, String, String, Option<String>)> = conn
+            .prepare(
+                "SELECT id, seq, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1)",
+            )?
+            .query_map([&table], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        let composite = |id: i64| keys.iter().any(|k| k.0 == id && k.1 > 0);
+        for (id, _, parent, from, to) in &keys {
+            let orphan: bool = match to.as_deref() {
+                Some(to) if !composite(*id) => conn.query_row(
+                    &format!(
+                        "SELECT EXISTS (SELECT 1 FROM (SELECT DISTINCT \"{from}\" AS k FROM \"{table}\" \
+                         WHERE \"{from}\" IS NOT NULL) d WHERE NOT EXISTS \
+                         (SELECT 1 FROM \"{parent}\" p WHERE p.\"{to}\" = d.k))"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )?,
+                // A key of several columns, or onto the parent's primary
+                // key by default: SQLite's own check.
+                _ => conn
+                    .prepare(&format!("PRAGMA foreign_key_check(\"{table}\")"))?
+                    .exists([])?,
+            };
+            if orphan {
+                return Err(StoreError::Reference(format!(
+                    "{table}.{from} names a {parent} row that does not exist"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Shrinks the page cache back after a bulk load and gives its pages back

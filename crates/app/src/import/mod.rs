@@ -631,9 +631,20 @@ pub async fn visits(
 ) -> Result<Report, AppError> {
     let mut rows = ReadAhead::spawn(rows);
     let mut run = Run::new("visits", file, rows.warnings(), opts, sinks, rows.header())?;
-    let tx = app.db.begin_bulk().await?;
+    let tx = begin_visits(app).await?;
     let tx = visits_in(app, actor, tx, &mut run, &mut rows).await?;
     finish(app, tx, run, actor).await
+}
+
+/// A visits import's transaction. Into an empty visits table (a first
+/// load), foreign keys are verified once before the commit instead of
+/// row by row ([`rapport_store::Db::begin_bulk_unchecked`]); were the
+/// table filled meanwhile, that verification still covers every row.
+async fn begin_visits(app: &App) -> Result<Tx, AppError> {
+    Ok(match store::is_empty_now(&app.db, "visits").await? {
+        true => app.db.begin_bulk_unchecked().await?,
+        false => app.db.begin_bulk().await?,
+    })
 }
 
 async fn visits_in(
@@ -771,7 +782,7 @@ pub async fn fhir(
         .collect();
     let columns = vec!["name", "sex", "birth_date", "phone", "email", "district"];
     let mut run = Run::new("fhir", file, &[], opts, sinks, &[])?;
-    let mut tx = app.db.begin_bulk().await?;
+    let mut tx = begin_visits(app).await?;
     patients_in(app, &mut tx, &mut run, &mut Listed::new(patients, columns)).await?;
     let tx = visits_in(
         app,

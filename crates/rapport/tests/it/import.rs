@@ -773,7 +773,54 @@ async fn bulk_writes_keep_every_row(engine: Engine) {
     );
 }
 
+/// A first load's transaction (foreign keys verified before the commit
+/// on SQLite, not row by row) still refuses a visit naming a patient who
+/// does not exist, writes nothing of it, and leaves the checks on for
+/// the transactions after it.
+async fn a_first_load_refuses_a_broken_reference(engine: Engine) {
+    use rapport_store::import::{NewVisitRow, insert_visits};
+    let Some(tdb) = TestDb::new(engine).await else {
+        return;
+    };
+    let app = rapport_app::App::new(tdb.open().await);
+    let h = app.hospital_id;
+    let orphan = |visit_id| NewVisitRow {
+        visit_id,
+        patient_key: 424_242,
+        visit_date: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+        department_id: None,
+        doctor_id: None,
+        kind: "exam",
+        amount: 100,
+    };
+    let now = chrono::Utc::now();
+    let mut tx = app.db.begin_bulk_unchecked().await.unwrap();
+    let outcome = match insert_visits(&mut tx, h, &[orphan("V1")], now).await {
+        Ok(n) => {
+            assert_eq!(n, 1);
+            tx.commit().await
+        }
+        Err(e) => Err(e),
+    };
+    let err = outcome.expect_err("a visit of no patient is refused");
+    if engine == Engine::Sqlite {
+        assert!(
+            matches!(err, rapport_store::StoreError::Reference(ref m) if m.contains("visits.patient_key")),
+            "{err:?}"
+        );
+    }
+    assert_eq!(rapport_store::visits::count(&app.db).await.unwrap(), 0);
+    // Row-by-row checks are back: the next transaction fails at the insert.
+    let mut tx = app.db.begin_bulk().await.unwrap();
+    assert!(
+        insert_visits(&mut tx, h, &[orphan("V2")], now)
+            .await
+            .is_err()
+    );
+}
+
 both_engines!(
+    a_first_load_refuses_a_broken_reference,
     a_first_patients_load_updates_ids_it_wrote,
     bulk_writes_keep_every_row,
     upsert_all_or_nothing_and_rejects,
