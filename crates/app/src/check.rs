@@ -44,6 +44,13 @@ pub async fn run(app: &App) -> Result<Vec<CheckResult>> {
         violations: mismatches.len() as u64,
         problems: mismatches.iter().take(MAX_REPORTED).map(describe).collect(),
     }];
+    let (keys, broken) = rapport_store::check::references(&app.db).await?;
+    out.push(CheckResult {
+        name: "foreign keys",
+        checked: keys,
+        violations: broken.len() as u64,
+        problems: broken.into_iter().take(MAX_REPORTED).collect(),
+    });
     out.push(sealed_ids(app).await?);
     out.push(crate::loyalty::jobs::check_ledgers(app).await?);
     let (checked, problems) = rapport_store::loyalty::check::reasons(&app.db).await?;

@@ -116,3 +116,102 @@ mod tokio_stream_shim {
         poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
     }
 }
+
+/// One column of a foreign key of an SQLite database, as
+/// `pragma_foreign_key_list` lists it.
+pub(crate) struct ForeignKey {
+    pub table: String,
+    pub id: i64,
+    /// The column's place in the key (0 for its first column).
+    pub seq: i64,
+    pub parent: String,
+    pub from: String,
+    /// The parent's column; `None` for the parent's primary key.
+    pub to: Option<String>,
+}
+
+impl crate::query::FromAnyRow for ForeignKey {
+    fn from_any(r: &impl AnyRow) -> Result<Self> {
+        Ok(ForeignKey {
+            table: r.col("tbl")?,
+            id: r.col("id")?,
+            seq: r.col("seq")?,
+            parent: r.col("parent")?,
+            from: r.col("col")?,
+            to: r.col("target")?,
+        })
+    }
+}
+
+/// Every foreign-key column of an SQLite database, key by key.
+pub(crate) const SQLITE_KEYS: &str = "SELECT m.name AS tbl, k.id AS id, k.seq AS seq, \
+     k.\"table\" AS parent, k.\"from\" AS col, k.\"to\" AS target \
+     FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) k \
+     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, k.id, k.seq";
+
+/// The statement counting the values of key `k` (from [`SQLITE_KEYS`])
+/// that name no parent row: the key's distinct values, each looked up
+/// once in the parent; SQLite's own check for a key of several columns
+/// or onto the parent's primary key by default.
+pub(crate) fn orphans_sql(keys: &[ForeignKey], k: &ForeignKey) -> String {
+    let composite = keys
+        .iter()
+        .any(|o| o.table == k.table && o.id == k.id && o.seq > 0);
+    let (table, from, parent) = (&k.table, &k.from, &k.parent);
+    match k.to.as_deref() {
+        Some(to) if !composite => format!(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT \"{from}\" AS k FROM \"{table}\" \
+             WHERE \"{from}\" IS NOT NULL) d WHERE NOT EXISTS \
+             (SELECT 1 FROM \"{parent}\" p WHERE p.\"{to}\" = d.k)"
+        ),
+        _ => format!(
+            "SELECT COUNT(*) FROM pragma_foreign_key_check('{table}') WHERE fkid = {}",
+            k.id
+        ),
+    }
+}
+
+/// Verifies the foreign keys: on SQLite every key's values against its
+/// parent (a first load checks them once, before its commit, rather than
+/// row by row); on PostgreSQL, which enforces them, that none is left
+/// unvalidated. Returns the keys checked and one line per broken key.
+pub async fn references(db: &Db) -> Result<(u64, Vec<String>)> {
+    let mut problems = Vec::new();
+    match db {
+        Db::Sqlite { read, .. } => {
+            let rows = sqlx::query(SQLITE_KEYS).fetch_all(read).await?;
+            let keys = rows
+                .iter()
+                .map(<ForeignKey as crate::query::FromAnyRow>::from_any)
+                .collect::<Result<Vec<_>>>()?;
+            let firsts: Vec<&ForeignKey> = keys.iter().filter(|k| k.seq == 0).collect();
+            for k in &firsts {
+                let (orphans,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(orphans_sql(&keys, k)))
+                    .fetch_one(read)
+                    .await?;
+                if orphans > 0 {
+                    problems.push(format!(
+                        "{}.{}: {orphans} value(s) name no {} row",
+                        k.table, k.from, k.parent
+                    ));
+                }
+            }
+            Ok((firsts.len() as u64, problems))
+        }
+        Db::Postgres(p) => {
+            let keys: Vec<(String, String, bool)> = sqlx::query_as(
+                "SELECT CAST(conrelid AS regclass)::text, conname::text, convalidated \
+                 FROM pg_constraint WHERE contype = 'f' \
+                 AND connamespace = CAST(current_schema() AS regnamespace)",
+            )
+            .fetch_all(p)
+            .await?;
+            for (table, name, valid) in &keys {
+                if !valid {
+                    problems.push(format!("{table}: foreign key {name} is not validated"));
+                }
+            }
+            Ok((keys.len() as u64, problems))
+        }
+    }
+}

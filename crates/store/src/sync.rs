@@ -19,6 +19,8 @@ use chrono::SecondsFormat;
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 
+use crate::check::ForeignKey;
+
 use crate::bulk::Value;
 use crate::{Result, StoreError};
 
@@ -597,50 +599,32 @@ fn restore_checks(w: &Writer, unchecked: bool) {
 }
 
 /// Verifies every foreign key of the database, as `PRAGMA
-/// foreign_key_check` would, but parent by parent: each key's distinct
-/// values are read (in index order where an index leads with the key)
-/// and each is looked up once in its parent table, instead of one lookup
-/// per child row in the child's order.
+/// foreign_key_check` would, but key by key: each key's distinct values
+/// are read (in index order where an index leads with the key) and each
+/// is looked up once in its parent table, instead of one lookup per child
+/// row in the child's order ([`crate::check::orphans_sql`]).
 pub(crate) fn verify_references(conn: &Connection) -> Result<()> {
-    let tables: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-        )?
-        .query_map([], |r| r.get(0))?
+    let keys: Vec<ForeignKey> = conn
+        .prepare(crate::check::SQLITE_KEYS)?
+        .query_map([], |r| {
+            Ok(ForeignKey {
+                table: r.get(0)?,
+                id: r.get(1)?,
+                seq: r.get(2)?,
+                parent: r.get(3)?,
+                from: r.get(4)?,
+                to: r.get(5)?,
+            })
+        })?
         .collect::<std::result::Result<_, _>>()?;
-    for table in tables {
-        // (id, seq, parent, from, to) of each key column.
-        let keys: Vec<(i64, i64, String, String, Option<String>)> = conn
-            .prepare(
-                "SELECT id, seq, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1)",
-            )?
-            .query_map([&table], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect::<std::result::Result<_, _>>()?;
-        let composite = |id: i64| keys.iter().any(|k| k.0 == id && k.1 > 0);
-        for (id, _, parent, from, to) in &keys {
-            let orphan: bool = match to.as_deref() {
-                Some(to) if !composite(*id) => conn.query_row(
-                    &format!(
-                        "SELECT EXISTS (SELECT 1 FROM (SELECT DISTINCT \"{from}\" AS k FROM \"{table}\" \
-                         WHERE \"{from}\" IS NOT NULL) d WHERE NOT EXISTS \
-                         (SELECT 1 FROM \"{parent}\" p WHERE p.\"{to}\" = d.k))"
-                    ),
-                    [],
-                    |r| r.get(0),
-                )?,
-                // A key of several columns, or onto the parent's primary
-                // key by default: SQLite's own check.
-                _ => conn
-                    .prepare(&format!("PRAGMA foreign_key_check(\"{table}\")"))?
-                    .exists([])?,
-            };
-            if orphan {
-                return Err(StoreError::Reference(format!(
-                    "{table}.{from} names a {parent} row that does not exist"
-                )));
-            }
+    for k in keys.iter().filter(|k| k.seq == 0) {
+        let orphans: i64 =
+            conn.query_row(&crate::check::orphans_sql(&keys, k), [], |r| r.get(0))?;
+        if orphans > 0 {
+            return Err(StoreError::Reference(format!(
+                "{}.{} names a {} row that does not exist",
+                k.table, k.from, k.parent
+            )));
         }
     }
     Ok(())

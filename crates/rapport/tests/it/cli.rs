@@ -176,10 +176,11 @@ async fn sqlx_exec(db: &rapport_store::Db, sql: &'static str) {
     }
 }
 
-async fn check_finds_corrupted_aggregates(engine: Engine) {
+/// A fresh database filled by `rapport demo`.
+async fn demo_db(engine: Engine, patients: &str, seed: &str) -> TestDb {
     let db = TestDb::new(engine).await.unwrap();
     let out = rapport(&db)
-        .args(["demo", "--patients", "300", "--seed", "1", "--no-serve"])
+        .args(["demo", "--patients", patients, "--seed", seed, "--no-serve"])
         .output()
         .unwrap();
     assert!(
@@ -187,6 +188,11 @@ async fn check_finds_corrupted_aggregates(engine: Engine) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    db
+}
+
+async fn check_finds_corrupted_aggregates(engine: Engine) {
+    let db = demo_db(engine, "300", "1").await;
     let out = rapport(&db).args(["check", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -339,7 +345,65 @@ async fn kill_9_during_writes_loses_nothing_acknowledged(engine: Engine) {
     );
 }
 
+/// `rapport check` verifies the foreign keys: on SQLite every value
+/// against its parent (a first load checks them once, before its commit),
+/// on PostgreSQL that none is left unvalidated.
+async fn check_finds_a_broken_reference(engine: Engine) {
+    let db = demo_db(engine, "100", "2").await;
+    let keys = |report: &serde_json::Value| {
+        report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["check"] == "foreign keys"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let out = rapport(&db).args(["check", "--json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(
+        keys(&report)["checked"].as_u64().unwrap_or(0) >= 4,
+        "{report}"
+    );
+
+    let h = db.open().await;
+    match &h {
+        rapport_store::Db::Sqlite { write, .. } => {
+            let mut c = write.acquire().await.unwrap();
+            for sql in [
+                "PRAGMA foreign_keys = OFF",
+                "UPDATE visits SET patient_key = 424242 WHERE id = (SELECT MIN(id) FROM visits)",
+                "PRAGMA foreign_keys = ON",
+            ] {
+                sqlx::query(sql).execute(&mut *c).await.unwrap();
+            }
+        }
+        rapport_store::Db::Postgres(p) => {
+            for sql in [
+                "ALTER TABLE visits DROP CONSTRAINT visits_doctor_id_fkey",
+                "ALTER TABLE visits ADD CONSTRAINT visits_doctor_id_fkey \
+                 FOREIGN KEY (doctor_id) REFERENCES doctors(id) NOT VALID",
+            ] {
+                sqlx::query(sql).execute(p).await.unwrap();
+            }
+        }
+    }
+    let out = rapport(&db).args(["check", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = keys(&report);
+    assert_eq!(found["violations"], 1, "{report}");
+    let line = found["problems"][0].as_str().unwrap_or_default().to_owned();
+    match engine {
+        Engine::Sqlite => assert!(
+            line.contains("visits.patient_key") && line.contains("patients"),
+            "{line}"
+        ),
+        Engine::Postgres => assert!(line.contains("visits_doctor_id_fkey"), "{line}"),
+    }
+}
+
 both_engines!(
+    check_finds_a_broken_reference,
     check_finds_corrupted_aggregates,
     kill_9_during_writes_loses_nothing_acknowledged
 );
