@@ -128,6 +128,9 @@ pub(crate) struct ForeignKey {
     pub from: String,
     /// The parent's column; `None` for the parent's primary key.
     pub to: Option<String>,
+    /// Whether the column leads an index of its table (or is its rowid),
+    /// so that its distinct values come in order without a scan.
+    pub indexed: bool,
 }
 
 impl crate::query::FromAnyRow for ForeignKey {
@@ -139,36 +142,96 @@ impl crate::query::FromAnyRow for ForeignKey {
             parent: r.col("parent")?,
             from: r.col("col")?,
             to: r.col("target")?,
+            indexed: r.col("indexed")?,
         })
     }
 }
 
 /// Every foreign-key column of an SQLite database, key by key.
 pub(crate) const SQLITE_KEYS: &str = "SELECT m.name AS tbl, k.id AS id, k.seq AS seq, \
-     k.\"table\" AS parent, k.\"from\" AS col, k.\"to\" AS target \
+     k.\"table\" AS parent, k.\"from\" AS col, k.\"to\" AS target, \
+     (EXISTS (SELECT 1 FROM pragma_index_list(m.name) il JOIN pragma_index_info(il.name) ii \
+              WHERE ii.seqno = 0 AND ii.name = k.\"from\") \
+      OR EXISTS (SELECT 1 FROM pragma_table_info(m.name) ti \
+              WHERE ti.name = k.\"from\" AND ti.pk = 1 AND upper(ti.type) = 'INTEGER')) AS indexed \
      FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) k \
      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, k.id, k.seq";
 
-/// The statement counting the values of key `k` (from [`SQLITE_KEYS`])
-/// that name no parent row: the key's distinct values, each looked up
-/// once in the parent; SQLite's own check for a key of several columns
-/// or onto the parent's primary key by default.
-pub(crate) fn orphans_sql(keys: &[ForeignKey], k: &ForeignKey) -> String {
-    let composite = keys
-        .iter()
-        .any(|o| o.table == k.table && o.id == k.id && o.seq > 0);
-    let (table, from, parent) = (&k.table, &k.from, &k.parent);
-    match k.to.as_deref() {
-        Some(to) if !composite => format!(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT \"{from}\" AS k FROM \"{table}\" \
-             WHERE \"{from}\" IS NOT NULL) d WHERE NOT EXISTS \
-             (SELECT 1 FROM \"{parent}\" p WHERE p.\"{to}\" = d.k)"
-        ),
-        _ => format!(
-            "SELECT COUNT(*) FROM pragma_foreign_key_check('{table}') WHERE fkid = {}",
-            k.id
-        ),
+/// Whether key `k` is one column onto a named parent column: verified
+/// by its values ([`orphans_sql`]), else by SQLite's own check.
+fn by_values(keys: &[ForeignKey], k: &ForeignKey) -> bool {
+    k.to.is_some()
+        && !keys
+            .iter()
+            .any(|o| o.table == k.table && o.id == k.id && o.seq > 0)
+}
+
+/// How the keys are verified: groups whose values are read in one pass
+/// over the child. A key whose column leads an index reads that index;
+/// the table's other keys verified by their values share one scan of it
+/// (a visit's department and doctor: one pass over ten million rows, not
+/// two); any other key is a group of its own.
+pub(crate) fn key_groups(keys: &[ForeignKey]) -> Vec<Vec<&ForeignKey>> {
+    let mut groups: Vec<Vec<&ForeignKey>> = Vec::new();
+    let mut scan: Vec<&ForeignKey> = Vec::new();
+    for k in keys.iter().filter(|k| k.seq == 0) {
+        if scan.first().is_some_and(|s| s.table != k.table) {
+            groups.push(std::mem::take(&mut scan));
+        }
+        match by_values(keys, k) && !k.indexed {
+            true => scan.push(k),
+            false => groups.push(vec![k]),
+        }
     }
+    if !scan.is_empty() {
+        groups.push(scan);
+    }
+    groups
+}
+
+/// The statement counting the distinct value combinations of a group's
+/// keys (from [`key_groups`]) of which some names no parent row: each
+/// combination looked up once in the parents, instead of each child row.
+pub(crate) fn orphans_sql(keys: &[ForeignKey], group: &[&ForeignKey]) -> String {
+    match group {
+        [] => "SELECT 0".into(),
+        [k] if !by_values(keys, k) => format!(
+            "SELECT COUNT(*) FROM pragma_foreign_key_check('{}') WHERE fkid = {}",
+            k.table, k.id
+        ),
+        [first, ..] => {
+            let columns: Vec<String> = group
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("\"{}\" AS k{i}", k.from))
+                .collect();
+            let missing: Vec<String> = group
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    format!(
+                        "(d.k{i} IS NOT NULL AND NOT EXISTS \
+                         (SELECT 1 FROM \"{}\" p WHERE p.\"{}\" = d.k{i}))",
+                        k.parent,
+                        k.to.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect();
+            format!(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT {} FROM \"{}\") d WHERE {}",
+                columns.join(", "),
+                first.table,
+                missing.join(" OR ")
+            )
+        }
+    }
+}
+
+async fn count(read: &sqlx::SqlitePool, sql: String) -> Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_one(read)
+        .await?;
+    Ok(n)
 }
 
 /// Verifies the foreign keys: on SQLite every key's values against its
@@ -184,19 +247,24 @@ pub async fn references(db: &Db) -> Result<(u64, Vec<String>)> {
                 .iter()
                 .map(<ForeignKey as crate::query::FromAnyRow>::from_any)
                 .collect::<Result<Vec<_>>>()?;
-            let firsts: Vec<&ForeignKey> = keys.iter().filter(|k| k.seq == 0).collect();
-            for k in &firsts {
-                let (orphans,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(orphans_sql(&keys, k)))
-                    .fetch_one(read)
-                    .await?;
-                if orphans > 0 {
-                    problems.push(format!(
-                        "{}.{}: {orphans} value(s) name no {} row",
-                        k.table, k.from, k.parent
-                    ));
+            let mut checked = 0;
+            for group in key_groups(&keys) {
+                checked += group.len() as u64;
+                if count(read, orphans_sql(&keys, &group)).await? == 0 {
+                    continue;
+                }
+                // Which of the group's keys: each on its own.
+                for k in group {
+                    let orphans = count(read, orphans_sql(&keys, &[k])).await?;
+                    if orphans > 0 {
+                        problems.push(format!(
+                            "{}.{}: {orphans} value(s) name no {} row",
+                            k.table, k.from, k.parent
+                        ));
+                    }
                 }
             }
-            Ok((firsts.len() as u64, problems))
+            Ok((checked, problems))
         }
         Db::Postgres(p) => {
             let keys: Vec<(String, String, bool)> = sqlx::query_as(
@@ -213,5 +281,65 @@ pub async fn references(db: &Db) -> Result<(u64, Vec<String>)> {
             }
             Ok((keys.len() as u64, problems))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(table: &str, id: i64, from: &str, parent: &str, indexed: bool) -> ForeignKey {
+        ForeignKey {
+            table: table.into(),
+            id,
+            seq: 0,
+            parent: parent.into(),
+            from: from.into(),
+            to: Some("id".into()),
+            indexed,
+        }
+    }
+
+    #[test]
+    fn unindexed_keys_of_a_table_share_one_scan() {
+        let mut keys = vec![
+            key("patients", 0, "hospital_id", "hospitals", true),
+            key("visits", 0, "doctor_id", "doctors", false),
+            key("visits", 1, "department_id", "departments", false),
+            key("visits", 2, "patient_key", "patients", true),
+            key("visits", 3, "hospital_id", "hospitals", true),
+            key("x", 0, "a", "p", false),
+            key("x", 0, "b", "p", false),
+        ];
+        // A key of two columns goes to SQLite's own check.
+        keys[6].seq = 1;
+        let groups: Vec<Vec<(&str, &str)>> = key_groups(&keys)
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|k| (k.table.as_str(), k.from.as_str()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            vec![
+                vec![("patients", "hospital_id")],
+                vec![("visits", "patient_key")],
+                vec![("visits", "hospital_id")],
+                vec![("visits", "doctor_id"), ("visits", "department_id")],
+                vec![("x", "a")],
+            ]
+        );
+        let scan = key_groups(&keys).remove(3);
+        let sql = orphans_sql(&keys, &scan);
+        assert!(
+            sql.contains(
+                "SELECT DISTINCT \"doctor_id\" AS k0, \"department_id\" AS k1 FROM \"visits\""
+            ),
+            "{sql}"
+        );
+        let composite = key_groups(&keys).remove(4);
+        assert!(orphans_sql(&keys, &composite).contains("pragma_foreign_key_check('x')"));
     }
 }

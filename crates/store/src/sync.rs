@@ -614,20 +614,39 @@ pub(crate) fn verify_references(conn: &Connection) -> Result<()> {
                 parent: r.get(3)?,
                 from: r.get(4)?,
                 to: r.get(5)?,
+                indexed: r.get(6)?,
             })
         })?
         .collect::<std::result::Result<_, _>>()?;
-    for k in keys.iter().filter(|k| k.seq == 0) {
-        let orphans: i64 =
-            conn.query_row(&crate::check::orphans_sql(&keys, k), [], |r| r.get(0))?;
-        if orphans > 0 {
-            return Err(StoreError::Reference(format!(
-                "{}.{} names a {} row that does not exist",
-                k.table, k.from, k.parent
-            )));
+    // The distinct values of a scan go to a temporary file, not memory.
+    conn.execute_batch("PRAGMA temp_store = FILE")?;
+    let broken = broken_key(conn, &keys);
+    conn.execute_batch("PRAGMA temp_store = MEMORY")?;
+    match broken? {
+        Some(k) => Err(StoreError::Reference(format!(
+            "{}.{} names a {} row that does not exist",
+            k.table, k.from, k.parent
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The first key with a value that names no parent row.
+fn broken_key<'k>(conn: &Connection, keys: &'k [ForeignKey]) -> Result<Option<&'k ForeignKey>> {
+    let orphans = |group: &[&ForeignKey]| -> Result<i64> {
+        Ok(conn.query_row(&crate::check::orphans_sql(keys, group), [], |r| r.get(0))?)
+    };
+    for group in crate::check::key_groups(keys) {
+        if orphans(&group)? == 0 {
+            continue;
+        }
+        for k in group {
+            if orphans(&[k])? > 0 {
+                return Ok(Some(k));
+            }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Shrinks the page cache back after a bulk load and gives its pages back
