@@ -176,6 +176,12 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
+            // Whichever connection restarts the log cuts it back, as the
+            // gate's does: gigabytes of a bulk load would stay on disk.
+            .pragma(
+                "journal_size_limit",
+                crate::sync::LOG_LIMIT_BYTES.to_string(),
+            )
             // Bulk statements are long; our own tracing reports timings.
             .log_statements(LevelFilter::Off)
             .log_slow_statements(LevelFilter::Off, Duration::from_secs(60));

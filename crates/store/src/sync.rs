@@ -249,8 +249,7 @@ impl WriteGate {
         let conn = open_rw(path)?;
         conn.execute_batch(&format!(
             "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{CACHE_KIB}; \
-             PRAGMA journal_size_limit = {};",
-            RESTART_FRAMES * 4096
+             PRAGMA journal_size_limit = {LOG_LIMIT_BYTES};"
         ))?;
         conn.set_prepared_statement_cache_capacity(128);
         let writer = Arc::new(tokio::sync::Mutex::new(Writer {
@@ -353,6 +352,9 @@ impl Control for Connection {
 
 /// Log frames (pages) beyond which the checkpointer restarts the log.
 const RESTART_FRAMES: i64 = 65_536;
+/// What the log is cut back to when it restarts (`journal_size_limit`,
+/// every writing connection): a bulk load grows it to gigabytes.
+pub(crate) const LOG_LIMIT_BYTES: i64 = RESTART_FRAMES * 4096;
 
 /// Checkpoints the write-ahead log every [`CHECKPOINT_EVERY`] while the
 /// gate lives. A passive checkpoint copies what it can without waiting;

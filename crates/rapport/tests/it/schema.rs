@@ -61,3 +61,48 @@ async fn both_engines_have_the_same_tables_and_columns() {
     assert!(sqlite_cols.len() > 40, "{sqlite_cols:?}");
     assert_eq!(sqlite_cols, pg_cols);
 }
+
+/// A bulk load grows SQLite's log to the size of what it wrote; once the
+/// log restarts it is cut back to 256 MiB, whichever connection restarts
+/// it, instead of staying that large on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_log_shrinks_after_a_bulk_load() {
+    use rapport_store::bulk::{Value, write_rows};
+    let tdb = TestDb::new(Engine::Sqlite).await.unwrap();
+    let db = tdb.open().await;
+    let rapport_store::Db::Sqlite { write, .. } = &db else {
+        unreachable!("an SQLite test database");
+    };
+    sqlx::query("CREATE TABLE ballast (b TEXT)")
+        .execute(write)
+        .await
+        .unwrap();
+    let wal =
+        std::path::PathBuf::from(tdb.url.trim_start_matches("sqlite://")).with_extension("db-wal");
+    let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    const MIB: u64 = 1 << 20;
+    // 288 MiB of distinct text in one bulk transaction.
+    let mut tx = db.begin_bulk().await.unwrap();
+    for i in 0..36 {
+        let row = vec![Value::from(format!("{i:08}").repeat(MIB as usize))];
+        write_rows(&mut tx, "ballast", &["b"], &[row])
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert!(size() > 288 * MIB, "the load's log: {} bytes", size());
+    // Once the checkpointer has copied the log into the database (it
+    // looks every 250 ms), the next write restarts the log; here a write
+    // of the other connection.
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("INSERT INTO ballast VALUES ('x')")
+            .execute(write)
+            .await
+            .unwrap();
+        if size() <= 256 * MIB {
+            break;
+        }
+    }
+    assert!(size() <= 256 * MIB, "the log after: {} bytes", size());
+}
