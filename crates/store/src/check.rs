@@ -119,6 +119,7 @@ mod tokio_stream_shim {
 
 /// One column of a foreign key of an SQLite database, as
 /// `pragma_foreign_key_list` lists it.
+#[derive(Debug, Clone)]
 pub(crate) struct ForeignKey {
     pub table: String,
     pub id: i64,
@@ -227,13 +228,6 @@ pub(crate) fn orphans_sql(keys: &[ForeignKey], group: &[&ForeignKey]) -> String 
     }
 }
 
-async fn count(read: &sqlx::SqlitePool, sql: String) -> Result<i64> {
-    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_one(read)
-        .await?;
-    Ok(n)
-}
-
 /// Verifies the foreign keys: on SQLite every key's values against its
 /// parent (a first load checks them once, before its commit, rather than
 /// row by row); on PostgreSQL, which enforces them, that none is left
@@ -241,30 +235,15 @@ async fn count(read: &sqlx::SqlitePool, sql: String) -> Result<i64> {
 pub async fn references(db: &Db) -> Result<(u64, Vec<String>)> {
     let mut problems = Vec::new();
     match db {
-        Db::Sqlite { read, .. } => {
-            let rows = sqlx::query(SQLITE_KEYS).fetch_all(read).await?;
-            let keys = rows
-                .iter()
-                .map(<ForeignKey as crate::query::FromAnyRow>::from_any)
-                .collect::<Result<Vec<_>>>()?;
-            let mut checked = 0;
-            for group in key_groups(&keys) {
-                checked += group.len() as u64;
-                if count(read, orphans_sql(&keys, &group)).await? == 0 {
-                    continue;
-                }
-                // Which of the group's keys: each on its own.
-                for k in group {
-                    let orphans = count(read, orphans_sql(&keys, &[k])).await?;
-                    if orphans > 0 {
-                        problems.push(format!(
-                            "{}.{}: {orphans} value(s) name no {} row",
-                            k.table, k.from, k.parent
-                        ));
-                    }
-                }
+        Db::Sqlite { sync, .. } => {
+            let found = sync.with(|c| crate::sync::key_orphans(c, false))?;
+            for (k, orphans) in found.iter().filter(|(_, n)| *n > 0) {
+                problems.push(format!(
+                    "{}.{}: {orphans} value(s) name no {} row",
+                    k.table, k.from, k.parent
+                ));
             }
-            Ok((checked, problems))
+            Ok((found.len() as u64, problems))
         }
         Db::Postgres(p) => {
             let keys: Vec<(String, String, bool)> = sqlx::query_as(

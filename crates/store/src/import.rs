@@ -192,25 +192,23 @@ pub async fn hold_patients(tx: &mut Tx) -> Result<()> {
     Ok(())
 }
 
-/// Whether `table` has no row.
 /// Whether `table` holds no row, read outside any transaction: a hint,
 /// since a writer may fill it before the caller's transaction begins.
 pub async fn is_empty_now(db: &crate::Db, table: &str) -> Result<bool> {
-    let sql = format!("SELECT NOT EXISTS (SELECT 1 FROM {table})");
     let (empty,): (bool,) = crate::on_read!(db, p => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(p).await?
+        sqlx::query_as(sqlx::AssertSqlSafe(empty_sql(table))).fetch_one(p).await?
     });
     Ok(empty)
 }
 
+/// Whether `table` holds no row, as the transaction sees it.
 pub async fn is_empty(tx: &mut Tx, table: &str) -> Result<bool> {
-    let empty: crate::query::Flag = tx
-        .fetch_one(
-            &format!("SELECT NOT EXISTS (SELECT 1 FROM {table}) AS flag"),
-            &[],
-        )
-        .await?;
+    let empty: crate::query::Flag = tx.fetch_one(&empty_sql(table), &[]).await?;
     Ok(empty.0)
+}
+
+fn empty_sql(table: &str) -> String {
+    format!("SELECT NOT EXISTS (SELECT 1 FROM {table}) AS flag")
 }
 
 const PATIENT_COLUMNS: &[&str] = &[

@@ -601,31 +601,10 @@ fn restore_checks(w: &Writer, unchecked: bool) {
 }
 
 /// Verifies every foreign key of the database, as `PRAGMA
-/// foreign_key_check` would, but key by key: each key's distinct values
-/// are read (in index order where an index leads with the key) and each
-/// is looked up once in its parent table, instead of one lookup per child
-/// row in the child's order ([`crate::check::orphans_sql`]).
+/// foreign_key_check` would, but key by key ([`key_orphans`]).
 pub(crate) fn verify_references(conn: &Connection) -> Result<()> {
-    let keys: Vec<ForeignKey> = conn
-        .prepare(crate::check::SQLITE_KEYS)?
-        .query_map([], |r| {
-            Ok(ForeignKey {
-                table: r.get(0)?,
-                id: r.get(1)?,
-                seq: r.get(2)?,
-                parent: r.get(3)?,
-                from: r.get(4)?,
-                to: r.get(5)?,
-                indexed: r.get(6)?,
-            })
-        })?
-        .collect::<std::result::Result<_, _>>()?;
-    // The distinct values of a scan go to a temporary file, not memory.
-    conn.execute_batch("PRAGMA temp_store = FILE")?;
-    let broken = broken_key(conn, &keys);
-    conn.execute_batch("PRAGMA temp_store = MEMORY")?;
-    match broken? {
-        Some(k) => Err(StoreError::Reference(format!(
+    match key_orphans(conn, true)?.into_iter().find(|(_, n)| *n > 0) {
+        Some((k, _)) => Err(StoreError::Reference(format!(
             "{}.{} names a {} row that does not exist",
             k.table, k.from, k.parent
         ))),
@@ -633,22 +612,47 @@ pub(crate) fn verify_references(conn: &Connection) -> Result<()> {
     }
 }
 
-/// The first key with a value that names no parent row.
-fn broken_key<'k>(conn: &Connection, keys: &'k [ForeignKey]) -> Result<Option<&'k ForeignKey>> {
+/// Every foreign key of the database with how many of its distinct
+/// values name no parent row, or with `first` only up to the first key
+/// that has some. Each key's distinct values are read (in index order
+/// where an index leads with the key, a table's other keys in one scan,
+/// [`crate::check::key_groups`]) and each is looked up once in its
+/// parent, instead of one lookup per child row in the child's order.
+pub(crate) fn key_orphans(conn: &Connection, first: bool) -> Result<Vec<(ForeignKey, i64)>> {
+    let keys = query_on(conn, crate::check::SQLITE_KEYS, &[], &mut |r| {
+        <ForeignKey as crate::query::FromAnyRow>::from_any(r)
+    })?;
+    // The distinct values of a scan go to a temporary file, not memory.
+    conn.execute_batch("PRAGMA temp_store = FILE")?;
+    let found = orphans_by_key(conn, &keys, first);
+    conn.execute_batch("PRAGMA temp_store = MEMORY")?;
+    Ok(found?.into_iter().map(|(k, n)| (k.clone(), n)).collect())
+}
+
+fn orphans_by_key<'k>(
+    conn: &Connection,
+    keys: &'k [ForeignKey],
+    first: bool,
+) -> Result<Vec<(&'k ForeignKey, i64)>> {
     let orphans = |group: &[&ForeignKey]| -> Result<i64> {
         Ok(conn.query_row(&crate::check::orphans_sql(keys, group), [], |r| r.get(0))?)
     };
+    let mut out = Vec::new();
     for group in crate::check::key_groups(keys) {
         if orphans(&group)? == 0 {
+            out.extend(group.into_iter().map(|k| (k, 0)));
             continue;
         }
+        // Which of the group's keys: each on its own.
         for k in group {
-            if orphans(&[k])? > 0 {
-                return Ok(Some(k));
+            let n = orphans(&[k])?;
+            out.push((k, n));
+            if first && n > 0 {
+                return Ok(out);
             }
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// Shrinks the page cache back after a bulk load and gives its pages back
